@@ -1,0 +1,77 @@
+"""Errors a recruiter can act on.
+
+``str(error)`` is the English sentence shown to the user. The Odoo layer
+translates it with ``env._(error.message, **error.params)``: ``_lt`` below
+only marks the sentences so that Odoo's term extraction finds them.
+No error text ever contains a password.
+"""
+
+
+def _lt(message):
+    return message
+
+
+class MailboxError(Exception):
+    """A mailbox problem explained in the recruiter's words."""
+
+    message = _lt("The mail server could not be reached.")
+    # True: the settings are wrong, retrying cannot help (no more logins).
+    definitive = False
+
+    def __init__(self, message=None, **params):
+        if message:
+            self.message = message
+        self.params = params
+        super().__init__(self.message % params if params else self.message)
+
+
+class AuthenticationFailed(MailboxError):
+    message = _lt(
+        "The mail server refused the login name or password. Check them, "
+        "or create an app password if your provider requires one."
+    )
+    definitive = True
+
+
+class ServerNotFound(MailboxError):
+    message = _lt("The server %(host)s does not exist (no DNS record). Check the host name.")
+
+
+class ConnectionRefused(MailboxError):
+    message = _lt("The server %(host)s refused the connection on port %(port)s. Check the port.")
+
+
+class ConnectionTimedOut(MailboxError):
+    message = _lt("The server %(host)s did not answer on port %(port)s in time.")
+
+
+class ServerUnreachable(MailboxError):
+    message = _lt("The server %(host)s could not be reached on port %(port)s: %(reason)s")
+
+
+class CertificateNotTrusted(MailboxError):
+    message = _lt(
+        "The certificate of %(host)s is not trusted (%(reason)s). The connection "
+        "was refused to keep your password safe."
+    )
+
+
+class SecureConnectionUnavailable(MailboxError):
+    message = _lt(
+        "The server %(host)s does not offer a secure connection (STARTTLS) on port "
+        "%(port)s. Only encrypted connections are allowed."
+    )
+
+
+class FolderNotFound(MailboxError):
+    message = _lt("No Sent folder was found in the mailbox.")
+    definitive = True
+
+
+class SyncInterrupted(MailboxError):
+    message = _lt("The last synchronization was interrupted; it is retried at the next run.")
+
+
+class InvalidSettings(MailboxError):
+    message = _lt("The mailbox settings are incomplete or invalid: %(reason)s")
+    definitive = True

@@ -1,0 +1,184 @@
+"""A private Dovecot IMAP server for tests and the demo.
+
+Started on free loopback ports with TLS only (a certificate of the run's test
+CA), users from a passwd file, Maildir storage with INBOX and a \\Sent folder.
+Mail is put in over IMAP APPEND, as a real mail client would.
+"""
+
+import getpass
+import grp
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import imapclient
+
+from .tls import authority
+
+CONFIG = """\
+instance_name = cats-dovecot-{instance}
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+default_internal_user = {user}
+default_internal_group = {group}
+default_login_user = {login_user}
+first_valid_uid = {uid}
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {starttls_port}
+  }}
+  inet_listener imaps {{
+    port = {ssl_port}
+    ssl = yes
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%u
+}}
+mail_location = maildir:~/Maildir
+namespace inbox {{
+  inbox = yes
+  separator = /
+{folders}
+}}
+"""
+
+FOLDER = """\
+  mailbox "{name}" {{
+    auto = create
+{special_use}  }}
+"""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Dovecot:
+    """A running Dovecot; use as a context manager or call start()/stop().
+
+    ``folders`` maps folder names to a SPECIAL-USE flag or None; by default a
+    "Sent" folder marked ``\\Sent``.
+    """
+
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+    def __init__(self, users, folders=None, cert=None, root=None):
+        self.users = dict(users)
+        self.folders = {"Sent": "\\Sent"} if folders is None else folders
+        self.authority = authority()
+        self.cert_file, self.key_file = cert or (self.authority.cert_file, self.authority.key_file)
+        self.root = Path(root or tempfile.mkdtemp(prefix="cats-dovecot-"))
+        self.ssl_port = free_port()
+        self.starttls_port = free_port()
+        self.host = "localhost"
+
+    @property
+    def ca_file(self):
+        return str(self.authority.ca_file)
+
+    def start(self):
+        # Dovecot refuses to run its login and mail processes as root: as root,
+        # use the unprivileged users its Debian package creates.
+        if os.getuid() == 0:
+            user, login_user = "dovecot", "dovenull"
+            uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
+        else:
+            user = login_user = getpass.getuser()
+            uid, gid = os.getuid(), os.getgid()
+        group = grp.getgrgid(gid).gr_name
+        folders = "".join(
+            FOLDER.format(name=name, special_use=f"    special_use = {flag}\n" if flag else "")
+            for name, flag in self.folders.items()
+        )
+        config = CONFIG.format(
+            instance=self.root.name,
+            root=self.root,
+            user=user,
+            group=group,
+            login_user=login_user,
+            uid=uid,
+            gid=gid,
+            cert=self.cert_file,
+            key=self.key_file,
+            ssl_port=self.ssl_port,
+            starttls_port=self.starttls_port,
+            folders=folders,
+        )
+        for sub in ("run", "state", "home"):
+            (self.root / sub).mkdir(exist_ok=True)
+        self.root.chmod(0o755)
+        os.chown(self.root / "home", uid, gid)
+        (self.root / "dovecot.conf").write_text(config)
+        self.write_passwd()
+        subprocess.run([self.binary, "-c", str(self.root / "dovecot.conf")], check=True)
+        self._wait_until_listening()
+        return self
+
+    def write_passwd(self):
+        lines = "".join(f"{login}:{{PLAIN}}{password}::::::\n" for login, password in self.users.items())
+        (self.root / "passwd").write_text(lines)
+
+    def stop(self):
+        subprocess.run([self.binary, "-c", str(self.root / "dovecot.conf"), "stop"], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _wait_until_listening(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.ssl_port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"Dovecot did not start; see {self.root / 'dovecot.log'}")
+
+    def client(self, login):
+        """An IMAPClient logged in as ``login``, for putting mail in and looking at it."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        client = imapclient.IMAPClient(self.host, port=self.ssl_port, ssl=True, ssl_context=context)
+        client.login(login, self.users[login])
+        return client
+
+    def append(self, login, folder, message, flags=(), date=None):
+        """APPEND ``message`` (bytes or EmailMessage) to ``folder``; return its UID."""
+        raw = message if isinstance(message, bytes) else message.as_bytes()
+        with self.client(login) as client:
+            response = client.append(folder, raw, flags=flags, msg_time=date)
+        return int(response.split(b"APPENDUID ")[1].split()[1].rstrip(b"]"))
+
+    def mailbox_path(self, login):
+        return self.root / "home" / login / "Maildir"

@@ -1,0 +1,4 @@
+from . import test_activation
+from . import test_failures
+from . import test_logging
+from . import test_security

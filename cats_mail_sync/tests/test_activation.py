@@ -1,0 +1,79 @@
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+from harness.dovecot import Dovecot
+
+from .common import ANNA, PASSWORDS, MailboxCase, make_mail
+
+
+@tagged("post_install", "-at_install")
+class TestActivation(MailboxCase):
+    def test_activation_records_where_now_is_and_old_mail_is_not_logged(self):
+        old = make_mail("Carla.Candidate@example.com", ANNA, subject="Old", message_id="<old@example.com>")
+        self.deliver(self.anna, old)
+        self.deliver(
+            self.anna, make_mail(ANNA, "carla.candidate@example.com", message_id="<old-sent@x>"), "Sent"
+        )
+        self.assertEqual(self.anna.mailbox_state, "inactive")
+
+        self.anna.action_mailbox_activate()
+
+        self.assertEqual(self.anna.mailbox_state, "active")
+        self.assertTrue(self.anna.mailbox_activated_at)
+        folders = {f.role: f for f in self.anna.mailbox_folder_ids}
+        self.assertEqual(folders["inbox"].name, "INBOX")
+        self.assertEqual(folders["sent"].name, "Sent")
+        self.assertEqual(folders["inbox"].last_uid, 1)
+        self.assertEqual(folders["sent"].last_uid, 1)
+        with self.dovecot.client(ANNA) as client:
+            uidvalidity = client.folder_status("INBOX", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+        self.assertEqual(folders["inbox"].uidvalidity, uidvalidity)
+
+        self.assertEqual(self.anna._mailbox_sync(), 0)
+        self.assertFalse(self.messages_with("<old@example.com>"))
+        self.assertFalse(self.messages_with("<old-sent@x>"))
+
+    def test_sent_folder_found_by_localized_name(self):
+        with Dovecot(PASSWORDS, folders={"Verzonden items": None}) as dutch:
+            self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", dutch.ca_file)
+            self.anna.write({"mailbox_imap_port": dutch.ssl_port})
+            self.anna.action_mailbox_activate()
+            sent = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "sent")
+            self.assertEqual(sent.name, "Verzonden items")
+
+    def test_no_sent_folder_is_explained(self):
+        with Dovecot(PASSWORDS, folders={"Archive": None}) as bare:
+            self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", bare.ca_file)
+            self.anna.write({"mailbox_imap_port": bare.ssl_port})
+            with self.assertRaisesRegex(UserError, "No Sent folder was found"):
+                self.anna.action_mailbox_activate()
+        self.assertEqual(self.anna.mailbox_state, "inactive")
+
+    def test_starttls_connection(self):
+        self.anna.write(
+            {"mailbox_imap_port": self.dovecot.starttls_port, "mailbox_imap_security": "starttls"}
+        )
+        self.anna.action_mailbox_activate()
+        self.assertEqual(self.anna.mailbox_state, "active")
+
+    def test_deactivate_stops_logging(self):
+        self.anna.action_mailbox_activate()
+        self.anna.action_mailbox_deactivate()
+        self.assertEqual(self.anna.mailbox_state, "inactive")
+        self.assertFalse(self.anna.mailbox_folder_ids)
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<after-off@x>"))
+        self.env["res.users"]._cron_sync_mailboxes()
+        self.assertFalse(self.messages_with("<after-off@x>"))
+
+    def test_incomplete_settings_cannot_activate(self):
+        self.anna.write({"mailbox_imap_host": False})
+        self.assertEqual(self.anna.mailbox_state, "not_configured")
+        with self.assertRaisesRegex(UserError, "Fill in"):
+            self.anna.action_mailbox_activate()
+
+    def test_cron_runs_every_ten_minutes_as_root(self):
+        cron = self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")
+        self.assertEqual((cron.interval_number, cron.interval_type), (10, "minutes"))
+        self.assertEqual(cron.code.strip(), "model._cron_sync_mailboxes()")
+        self.assertEqual(cron.model_id.model, "res.users")
+        self.assertTrue(cron.active)

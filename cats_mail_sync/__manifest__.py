@@ -12,8 +12,13 @@
         "security/ir.model.access.csv",
         "security/cats_mail_sync_security.xml",
         "data/cron.xml",
+        "wizard/cats_mail_sync_setup_views.xml",
         "views/res_users_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["cats_mail_sync/static/tests/tours/*.js"],
+    },
+    "demo": ["demo/cats_mail_sync_demo.xml"],
     "installable": True,
     "application": False,
 }

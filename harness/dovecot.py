@@ -90,10 +90,10 @@ class Dovecot:
 
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
-    def __init__(self, users, folders=None, cert=None, root=None):
+    def __init__(self, users, folders=None, cert=None, root=None, tls=None):
         self.users = dict(users)
         self.folders = {"Sent": "\\Sent"} if folders is None else folders
-        self.authority = authority()
+        self.authority = tls or authority()
         self.cert_file, self.key_file = cert or (self.authority.cert_file, self.authority.key_file)
         self.root = Path(root or tempfile.mkdtemp(prefix="cats-dovecot-"))
         self.ssl_port = free_port()
@@ -133,12 +133,17 @@ class Dovecot:
             folders=folders,
         )
         for sub in ("run", "state", "home"):
-            (self.root / sub).mkdir(exist_ok=True)
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         os.chown(self.root / "home", uid, gid)
         (self.root / "dovecot.conf").write_text(config)
         self.write_passwd()
-        subprocess.run([self.binary, "-c", str(self.root / "dovecot.conf")], check=True)
+        # The daemon must not hold the caller's output open: it logs to dovecot.log.
+        quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if subprocess.run(
+            [self.binary, "-c", str(self.root / "dovecot.conf")], check=False, **quiet
+        ).returncode:
+            raise RuntimeError(f"Dovecot did not start; see {self.root / 'dovecot.log'}")
         self._wait_until_listening()
         return self
 
@@ -147,7 +152,9 @@ class Dovecot:
         (self.root / "passwd").write_text(lines)
 
     def stop(self):
-        subprocess.run([self.binary, "-c", str(self.root / "dovecot.conf"), "stop"], check=False)
+        subprocess.run(
+            [self.binary, "-c", str(self.root / "dovecot.conf"), "stop"], check=False, capture_output=True
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):

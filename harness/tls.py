@@ -17,9 +17,10 @@ SERVER_NAMES = ("localhost", "127.0.0.1", "mail.example.test", "*.example.test")
 class TestAuthority:
     """One CA with files on disk: ``ca_file``, ``cert_file``, ``key_file``."""
 
-    def __init__(self, names=SERVER_NAMES):
+    def __init__(self, names=SERVER_NAMES, directory=None):
         self.ca = trustme.CA()
-        self.directory = Path(tempfile.mkdtemp(prefix="cats-tls-"))
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="cats-tls-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.ca_file = self.directory / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self.cert_file, self.key_file = self.leaf(*names)

@@ -4,16 +4,18 @@ from email.utils import getaddresses
 
 
 def normalize(address):
-    """``"Ann <Ann@Example.com>"`` -> ``"ann@example.com"``; ``""`` when it is no address."""
-    found = addresses_in([address])
-    return next(iter(found), "")
+    """``"Ann <Ann@Example.com>"`` -> ``"ann@example.com"`` (the first address); ``""`` when none."""
+    return next(_addresses([address]), "")
 
 
 def addresses_in(header_values):
     """The set of normalized addresses in header values such as To or Cc."""
-    found = set()
+    return set(_addresses(header_values))
+
+
+def _addresses(header_values):
     for _name, raw in getaddresses([str(value) for value in header_values if value]):
         address = raw.strip().strip("<>").lower()
-        if "@" in address and not any(char.isspace() for char in address):
-            found.add(address)
-    return found
+        local, _at, domain = address.rpartition("@")
+        if local and domain and not any(char.isspace() for char in address):
+            yield address

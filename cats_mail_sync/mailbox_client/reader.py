@@ -116,7 +116,7 @@ class MailboxReader:
         """Parsed headers of ``uids``, in UID order, fetched in batches."""
         parser = BytesHeaderParser(policy=policy.compat32)
         found = []
-        for batch in batches(uids):
+        for batch in batches(sorted(uids)):
             response = self.client.fetch(batch, [HEADER_FIELDS, b"INTERNALDATE"])
             for uid in sorted(response):
                 data = response[uid]
@@ -142,7 +142,8 @@ class MailboxReader:
         return raw
 
 
-def batches(items, size=BATCH_SIZE):
+def batches(items, size=None):
+    size = size or BATCH_SIZE
     items = list(items)
     for start in range(0, len(items), size):
         yield items[start : start + size]

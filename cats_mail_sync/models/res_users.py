@@ -44,7 +44,8 @@ def in_test_mode():
 
 
 # Mailbox fields are the owner's (through SELF_READABLE/WRITEABLE_FIELDS) and
-# the administrators'; other users, who may read res.users, see none of them.
+# the administrators'; other users, who may read res.users, see none of them
+# but the status, which the profile form's buttons depend on.
 MAILBOX_GROUPS = "base.group_system"
 
 
@@ -77,7 +78,6 @@ class ResUsers(models.Model):
             ("error", "Error"),
         ],
         "Mailbox status",
-        groups=MAILBOX_GROUPS,
         default="not_configured",
         required=True,
         readonly=True,
@@ -95,6 +95,9 @@ class ResUsers(models.Model):
     )
     mailbox_logged_count = fields.Integer(
         "Mails logged", groups=MAILBOX_GROUPS, compute="_compute_mailbox_logged_count"
+    )
+    mailbox_mail_server_id = fields.Many2one(
+        "ir.mail_server", "Outgoing mail server", groups=MAILBOX_GROUPS, readonly=True, copy=False
     )
     mailbox_folder_ids = fields.One2many(
         "cats_mail_sync.folder", "user_id", "Synchronized folders", groups=MAILBOX_GROUPS
@@ -146,10 +149,11 @@ class ResUsers(models.Model):
             user.mailbox_logged_count = counts.get(user, 0)
 
     def write(self, vals):
-        changed = CONNECTION_FIELDS & set(vals)
         result = super().write(vals)
-        if changed:
+        if CONNECTION_FIELDS & set(vals):
             self._mailbox_settings_changed()
+        if MAILBOX_FIELDS & set(vals):
+            self._mailbox_update_mail_server()
         return result
 
     def _mailbox_settings_changed(self):
@@ -171,6 +175,25 @@ class ResUsers(models.Model):
     # ------------------------------------------------------------------
     # Actions (buttons on the profile; also the XML-RPC / JSON-RPC API)
     # ------------------------------------------------------------------
+
+    def action_mailbox_configure(self):
+        """Open the set-up assistant (provider, detection, settings, test)."""
+        self.ensure_one()
+        user = self._mailbox_check_access()
+        setup = self.env["cats_mail_sync.setup"].create(
+            {
+                "user_id": user.id,
+                "email": user.mailbox_email or user.email,
+                "login": user.mailbox_login,
+                "imap_host": user.mailbox_imap_host,
+                "imap_port": user.mailbox_imap_port,
+                "imap_security": user.mailbox_imap_security,
+                "smtp_host": user.mailbox_smtp_host,
+                "smtp_port": user.mailbox_smtp_port,
+                "smtp_security": user.mailbox_smtp_security,
+            }
+        )
+        return setup._reopen()
 
     def action_mailbox_activate(self):
         """Connect, find Inbox and Sent, and start logging mail arriving from now on."""
@@ -381,11 +404,24 @@ class ResUsers(models.Model):
             if address
         }
 
+    @api.model
+    def _mailbox_ca_file(self):
+        """An extra CA bundle an administrator trusts (self-hosted servers, tests); None by default."""
+        return self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.ca_file") or None
+
     def _mailbox_connect(self):
-        """The one place where Odoo connects to a user's mailbox."""
+        """A logged-in IMAP connection to the user's mailbox."""
         server = connection.Server(self.mailbox_imap_host, self.mailbox_imap_port, self.mailbox_imap_security)
-        ca_file = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.ca_file")
-        return connection.open_imap(server, self.mailbox_login, self._mailbox_secret(), ca_file=ca_file)
+        return connection.open_imap(
+            server, self.mailbox_login, self._mailbox_secret(), ca_file=self._mailbox_ca_file()
+        )
+
+    def _mailbox_connect_smtp(self):
+        """A logged-in SMTP connection to the user's outgoing server."""
+        server = connection.Server(self.mailbox_smtp_host, self.mailbox_smtp_port, self.mailbox_smtp_security)
+        return connection.open_smtp(
+            server, self.mailbox_login, self._mailbox_secret(), ca_file=self._mailbox_ca_file()
+        )
 
     def _mailbox_explain(self, error):
         """The error in the user's language."""
@@ -395,6 +431,35 @@ class ResUsers(models.Model):
         if state == "active" and "mailbox_error" not in values and "mailbox_last_sync_at" in values:
             values.update(mailbox_error=False, mailbox_failures=0)
         super(ResUsers, self.sudo()).write({"mailbox_state": state, **values})
+        self._mailbox_update_mail_server()
+
+    def _mailbox_update_mail_server(self):
+        """Keep the user's outgoing mail server in step: used while the mailbox is active.
+
+        Odoo picks it for mail whose sender is the mailbox address (``from_filter``);
+        it connects through :mod:`mailbox_client.connection` (see ir.mail_server).
+        """
+        for user in self.sudo():
+            server = user.mailbox_mail_server_id
+            wanted = user.mailbox_state == "active" and user.mailbox_smtp_host
+            if not wanted:
+                server.active = False
+                continue
+            values = {
+                "name": self.env._("Mailbox of %(name)s", name=user.name),
+                "smtp_host": user.mailbox_smtp_host,
+                "smtp_port": user.mailbox_smtp_port,
+                "smtp_encryption": user.mailbox_smtp_security,
+                "smtp_authentication": "login",
+                "smtp_user": user.mailbox_login,
+                "from_filter": user.mailbox_email,
+                "mailbox_user_id": user.id,
+                "active": True,
+            }
+            if server:
+                server.write(values)
+            else:
+                user.mailbox_mail_server_id = self.env["ir.mail_server"].create(values)
 
     def _mailbox_commit(self):
         """Commit a finished step of a scheduled run (never inside tests)."""

@@ -2,3 +2,4 @@ from . import test_activation
 from . import test_failures
 from . import test_logging
 from . import test_security
+from . import test_setup

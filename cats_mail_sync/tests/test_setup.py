@@ -1,0 +1,229 @@
+import email
+from email import policy
+from unittest.mock import patch
+
+from odoo import modules
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from harness.dns_server import DnsServer
+from harness.dovecot import Dovecot
+from harness.smtp_server import SMTPTestServer
+
+from .common import ANNA, PASSWORDS, MailboxCase
+
+TESS = "tess@recruit.example.test"
+TESS_PASSWORD = "tess-Secret-44"
+
+
+def wizard_class(env):
+    return type(env["cats_mail_sync.setup"])
+
+
+def srv_records(imap_port, smtp_port):
+    """DNS of recruit.example.test: SRV records pointing at the local servers."""
+    return {
+        "_imaps._tcp.recruit.example.test": [("SRV", f"0 1 {imap_port} localhost.")],
+        "_submissions._tcp.recruit.example.test": [("SRV", f"0 1 {smtp_port} localhost.")],
+    }
+
+
+@tagged("post_install", "-at_install")
+class TestSetup(MailboxCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.smtp = SMTPTestServer(PASSWORDS).__enter__()
+        cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
+        cls.dns = DnsServer(srv_records(cls.dovecot.ssl_port, cls.smtp.ssl_port)).__enter__()
+        cls.addClassCleanup(cls.dns.__exit__, None, None, None)
+
+    def setUp(self):
+        super().setUp()
+        options = {"resolver": self.dns.resolver(), "ca_file": self.dovecot.ca_file, "timeout": 1.0}
+        patcher = patch.object(wizard_class(self.env), "_discovery_options", lambda _self: options)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def setup_for(self, user, **values):
+        return self.env["cats_mail_sync.setup"].with_user(user).create({"email": user.email, **values})
+
+    def test_detection_from_srv_records_prefills_the_settings(self):
+        setup = self.setup_for(self.anna)
+        setup.action_detect()
+        self.assertEqual(setup.step, "detected")
+        self.assertEqual(
+            (setup.imap_host, setup.imap_port, setup.imap_security),
+            ("localhost", self.dovecot.ssl_port, "ssl"),
+        )
+        self.assertEqual(
+            (setup.smtp_host, setup.smtp_port, setup.smtp_security), ("localhost", self.smtp.ssl_port, "ssl")
+        )
+        self.assertEqual(setup.login, ANNA)
+        self.assertIn("DNS service records (SRV)", setup.detection_log)
+        self.assertIn(
+            "Your domain's autoconfig:</b> autoconfig.recruit.example.test has no address",
+            setup.detection_log,
+        )
+        self.assertTrue(setup.needs_confirmation, "localhost is outside recruit.example.test")
+        with self.assertRaisesRegex(UserError, "outside your domain"):
+            setup.action_save()
+
+    def test_detection_failure_opens_the_manual_form_prefilled(self):
+        setup = self.setup_for(self.anna, email="nobody@unknown.example.test")
+        setup.action_detect()
+        self.assertEqual(setup.step, "settings")
+        self.assertEqual(setup.login, "nobody@unknown.example.test")
+        self.assertFalse(setup.imap_host)
+        self.assertIn("No settings were found for this address", setup.detection_log)
+        self.assertIn("unknown.example.test has no MX record", setup.detection_log)
+
+    def test_provider_notes(self):
+        setup = self.setup_for(self.anna, provider="office365")
+        self.assertIn("no longer accepts passwords over IMAP", setup.provider_note)
+        setup.provider = "gmail"
+        self.assertIn("App passwords", setup.provider_note)
+        setup.provider = "other"
+        self.assertFalse(setup.provider_note)
+
+    def test_ports_must_match_the_security_choice(self):
+        mixups = [
+            ({"imap_port": 143, "imap_security": "ssl"}, "Port 143 does not go with SSL/TLS for IMAP"),
+            ({"imap_port": 993, "imap_security": "starttls"}, "Port 993 does not go with STARTTLS for IMAP"),
+            ({"smtp_port": 587, "smtp_security": "ssl"}, "Port 587 does not go with SSL/TLS for SMTP"),
+            ({"smtp_port": 465, "smtp_security": "starttls"}, "Port 465 does not go with STARTTLS for SMTP"),
+            ({"imap_port": 70000}, "Port 70000 is not a valid port number"),
+        ]
+        for values, message in mixups:
+            with self.subTest(values=values), self.assertRaisesRegex(ValidationError, message):
+                self.setup_for(self.anna, imap_host="localhost", smtp_host="localhost", **values)
+        self.setup_for(self.anna, imap_host="localhost", imap_port=143, imap_security="starttls")
+
+    def test_connection_test_reports_each_side(self):
+        setup = self.setup_for(
+            self.anna,
+            step="settings",
+            login=ANNA,
+            password=PASSWORDS[ANNA],
+            imap_host="localhost",
+            imap_port=self.dovecot.ssl_port,
+            smtp_host="localhost",
+            smtp_port=self.smtp.ssl_port,
+        )
+        setup.action_test()
+        self.assertIn("IMAP: signed in; found Inbox and your Sent folder (Sent)", setup.test_result)
+        self.assertIn("SMTP: signed in over an encrypted connection", setup.test_result)
+        self.assertEqual(self.smtp.messages, [], "a connection test sends no mail")
+
+        setup.password = "wrong-Secret"
+        setup.action_test()
+        self.assertIn("IMAP: The mail server refused the login name or password", setup.test_result)
+        self.assertIn("SMTP: The mail server refused the login name or password", setup.test_result)
+        self.assertNotIn("wrong-Secret", setup.test_result)
+
+        setup.write(
+            {"password": PASSWORDS[ANNA], "smtp_port": self.smtp.starttls_port, "smtp_security": "starttls"}
+        )
+        with Dovecot(PASSWORDS, folders={"Archive": None}) as bare:
+            setup.imap_port = bare.ssl_port
+            setup.action_test()
+        self.assertIn("IMAP: No Sent folder was found", setup.test_result)
+        self.assertIn("SMTP: signed in", setup.test_result)
+
+    def test_save_puts_the_settings_on_the_profile(self):
+        setup = self.setup_for(
+            self.anna,
+            step="settings",
+            login=ANNA,
+            password="new-Secret",
+            imap_host="localhost",
+            imap_port=self.dovecot.ssl_port,
+            smtp_host="localhost",
+            smtp_port=self.smtp.ssl_port,
+        )
+        setup.action_save()
+        self.assertEqual(self.anna.mailbox_imap_port, self.dovecot.ssl_port)
+        self.assertEqual(self.anna.mailbox_smtp_port, self.smtp.ssl_port)
+        self.assertEqual(self.anna.sudo()._mailbox_secret(), "new-Secret")
+        self.assertFalse(setup.password, "the assistant forgets the password once saved")
+
+    def test_the_saved_password_of_another_user_cannot_be_borrowed(self):
+        setup = self.setup_for(
+            self.anna,
+            user_id=self.bert.id,
+            step="settings",
+            login="x",
+            imap_host="localhost",
+            imap_port=self.dovecot.ssl_port,
+        )
+        with self.assertRaises(AccessError):
+            setup.action_test()
+
+    def test_outgoing_mail_server_follows_the_mailbox(self):
+        self.anna.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": self.smtp.ssl_port})
+        self.assertFalse(self.anna.mailbox_mail_server_id)
+        self.anna.action_mailbox_activate()
+        server = self.anna.mailbox_mail_server_id
+        self.assertEqual(
+            (server.from_filter, server.smtp_host, server.smtp_port), (ANNA, "localhost", self.smtp.ssl_port)
+        )
+        self.assertFalse(server.smtp_pass, "the password stays out of ir.mail_server")
+        self.assertEqual(self.env["ir.mail_server"]._find_mail_server(ANNA)[0], server)
+        self.anna.action_mailbox_deactivate()
+        self.assertFalse(server.active)
+
+
+@tagged("post_install", "-at_install")
+class TestSetupTour(HttpCase):
+    """The whole flow in Chromium, as a recruiter without admin rights."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dovecot = Dovecot({TESS: TESS_PASSWORD}).start()
+        cls.addClassCleanup(cls.dovecot.stop)
+        cls.smtp = SMTPTestServer({TESS: TESS_PASSWORD}).__enter__()
+        cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
+        cls.dns = DnsServer(srv_records(cls.dovecot.ssl_port, cls.smtp.ssl_port)).__enter__()
+        cls.addClassCleanup(cls.dns.__exit__, None, None, None)
+        cls.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", cls.dovecot.ca_file)
+        cls.tess = new_test_user(
+            cls.env,
+            tz="Europe/Amsterdam",
+            login="tess",
+            password="tess-odoo-password",
+            email="tess@old.example.test",
+            groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
+        )
+        cls.candidate = cls.env["hr.candidate"].create(
+            {"partner_name": "Carla", "email_from": "carla@example.com"}
+        )
+
+    def test_recruiter_sets_up_the_mailbox_in_the_browser_then_mail_leaves_through_their_smtp(self):
+        self.assertFalse(self.tess.has_group("base.group_system"))
+        options = {"resolver": self.dns.resolver(), "ca_file": self.dovecot.ca_file, "timeout": 1.0}
+        with patch.object(wizard_class(self.env), "_discovery_options", lambda _self: options):
+            self.start_tour("/odoo", "cats_mail_sync_setup_tour", login="tess", timeout=120)
+
+        self.assertEqual(self.tess.mailbox_state, "active")
+        self.assertEqual(self.tess.email, TESS)
+
+        candidate = self.candidate.with_user(self.tess)
+        with patch.object(modules.module, "current_test", False):
+            candidate.message_post(
+                body="Could you come in on Tuesday?",
+                subject="Interview",
+                partner_ids=candidate.partner_id.ids,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+            )
+            self.env["mail.mail"].sudo().search([("state", "=", "outgoing")]).send()
+        sent_to_carla = [m for m in self.smtp.messages if m.rcpt_tos == ("carla@example.com",)]
+        self.assertEqual(len(sent_to_carla), 1, [(m.mail_from, m.rcpt_tos) for m in self.smtp.messages])
+        sent = sent_to_carla[0]
+        self.assertEqual(sent.login, TESS)
+        self.assertEqual(sent.mail_from, TESS)
+        self.assertEqual(sent.rcpt_tos, ("carla@example.com",))
+        mail = email.message_from_bytes(sent.data, policy=policy.default)
+        self.assertIn("Could you come in on Tuesday?", mail.get_body(("plain",)).get_content())
+        self.assertIn("tess@recruit.example.test", mail["From"])

@@ -1,0 +1,122 @@
+"""Set up the demo: a local Dovecot mailbox for the admin, sample mail, one sync.
+
+Run by scripts/demo with Odoo's Python: ``demo_mailbox.py CONFIG DATABASE STATE_DIR``.
+Leaves Dovecot running (scripts/demo stops it) and prints what to look at.
+"""
+
+import base64
+import datetime
+import shutil
+import sys
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import odoo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness.dovecot import Dovecot
+from harness.tls import TestAuthority
+
+RECRUITER = "recruiter@demo.example.test"
+PASSWORD = "demo-mailbox-password"
+SOFIA = "Sofia Jansen <sofia.jansen@example.com>"
+MARK = "Mark de Vries <mark.devries@acme.example.com>"
+CV = base64.b64decode(
+    b"JVBERi0xLjQKMSAwIG9iago8PC9UeXBlL0NhdGFsb2cvUGFnZXMgMiAwIFI+PgplbmRvYmoKMiAwIG9iago8PC9UeXBlL1BhZ2Vz"
+    b"L0tpZHNbXS9Db3VudCAwPj4KZW5kb2JqCnRyYWlsZXIKPDwvUm9vdCAxIDAgUj4+CiUlRU9GCg=="
+)
+
+
+def mail(sender, to, subject, text, attachment=None, days_ago=0):
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message["Message-ID"] = make_msgid(domain="demo.example.test")
+    sent = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
+    message["Date"] = format_datetime(sent)
+    message.set_content(text)
+    message.add_alternative("".join(f"<p>{line}</p>" for line in text.split("\n")), subtype="html")
+    if attachment:
+        message.add_attachment(CV, maintype="application", subtype="pdf", filename=attachment)
+    return message
+
+
+def main(config, database, state_dir):
+    state = Path(state_dir)
+    shutil.rmtree(state / "dovecot", ignore_errors=True)
+    authority = TestAuthority(directory=state / "tls")
+    dovecot = Dovecot({RECRUITER: PASSWORD}, root=state / "dovecot", tls=authority).start()
+    (state / "dovecot.conf.path").write_text(str(dovecot.root / "dovecot.conf"))
+
+    # Mail from before activation: it stays out of Odoo.
+    dovecot.append(
+        RECRUITER,
+        "INBOX",
+        mail(SOFIA, RECRUITER, "An old question", "Sent before you activated.", days_ago=30),
+    )
+
+    odoo.tools.config.parse_config(["-c", config, "-d", database])
+    registry = odoo.modules.registry.Registry(database)
+    with registry.cursor() as cr:
+        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+        env["ir.config_parameter"].set_param("cats_mail_sync.ca_file", str(authority.ca_file))
+        admin = env.ref("base.user_admin")
+        admin.write(
+            {
+                "mailbox_email": RECRUITER,
+                "mailbox_login": RECRUITER,
+                "mailbox_password": PASSWORD,
+                "mailbox_imap_host": dovecot.host,
+                "mailbox_imap_port": dovecot.ssl_port,
+                "mailbox_imap_security": "ssl",
+            }
+        )
+        admin.action_mailbox_activate()
+        cr.commit()
+
+        dovecot.append(
+            RECRUITER,
+            "INBOX",
+            mail(
+                SOFIA,
+                RECRUITER,
+                "Application: Certified Welder",
+                "Dear recruiter,\nPlease find my CV attached.\nKind regards,\nSofia",
+                attachment="CV Sofia Jansen.pdf",
+            ),
+        )
+        dovecot.append(
+            RECRUITER,
+            "Sent",
+            mail(
+                RECRUITER,
+                f"{SOFIA}, {MARK}",
+                "Interview on Tuesday",
+                "Hello Sofia, hello Mark,\nTuesday at 10:00 suits us both.",
+            ),
+        )
+        dovecot.append(
+            RECRUITER,
+            "INBOX",
+            mail(MARK, RECRUITER, "Re: Interview on Tuesday", "Confirmed, see you Tuesday.\nMark"),
+        )
+        dovecot.append(
+            RECRUITER,
+            "INBOX",
+            mail(
+                "newsletter@shop.example.net",
+                RECRUITER,
+                "Black Friday deals",
+                "Not about any candidate: never logged.",
+            ),
+        )
+        env["res.users"]._cron_sync_mailboxes()
+        cr.commit()
+        sofia = env.ref("cats_mail_sync.demo_candidate_sofia")
+        print(f"Mailbox {RECRUITER} active; {admin.mailbox_logged_count} mails logged.")
+        print(f"Dovecot: IMAPS on {dovecot.host}:{dovecot.ssl_port} (login {RECRUITER} / {PASSWORD})")
+        print(f"Sofia Jansen's candidate page: /odoo/action-hr_recruitment.action_hr_candidate/{sofia.id}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

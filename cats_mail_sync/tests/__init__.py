@@ -3,3 +3,4 @@ from . import test_failures
 from . import test_logging
 from . import test_security
 from . import test_setup
+from . import test_translation

@@ -48,3 +48,19 @@ class TestSecurity(MailboxCase):
         state = self.anna.with_user(admin).read(["mailbox_state", "mailbox_activated_at", "mailbox_error"])[0]
         self.assertEqual(state["mailbox_state"], "active")
         self.assertTrue(state["mailbox_activated_at"])
+
+    def test_email_tab_on_both_profile_forms_of_a_recruiter(self):
+        users = self.env["res.users"].with_user(self.anna)
+        for xmlid in ("base.view_users_form_simple_modif", "hr.res_users_view_form_profile"):
+            arch = users.get_views([(self.env.ref(xmlid).id, "form")])["views"]["form"]["arch"]
+            for name in (
+                "mailbox_state",
+                "mailbox_error",
+                "mailbox_last_sync_at",
+                "mailbox_logged_count",
+                "action_mailbox_configure",
+                "action_mailbox_activate",
+                "action_mailbox_sync",
+                "action_mailbox_deactivate",
+            ):
+                self.assertIn(f'name="{name}"', arch, f"{name} on {xmlid}")

@@ -122,20 +122,16 @@ def test_login_over_tls(dovecot, login, security):
 def test_starttls_against_the_implicit_tls_port_times_out(dovecot, login):
     # The client waits for a greeting, the server for a TLS ClientHello: only the timeout ends it.
     server = connection.Server("localhost", dovecot.ssl_port, "starttls")
-    started = time.monotonic()
     with pytest.raises(errors.ConnectionTimedOut) as info:
         connection.open_imap(server, login, PASSWORD, ca_file=dovecot.ca_file, timeout=SHORT)
-    assert time.monotonic() - started < 5
     assert isinstance(info.value, errors.MailboxError)
     assert info.value.params == {"host": "localhost", "port": dovecot.ssl_port}
 
 
 def test_implicit_tls_against_the_starttls_port_fails(dovecot, login):
     server = connection.Server("localhost", dovecot.starttls_port, "ssl")
-    started = time.monotonic()
     with pytest.raises(errors.ServerUnreachable) as info:
         connection.open_imap(server, login, PASSWORD, ca_file=dovecot.ca_file, timeout=SHORT)
-    assert time.monotonic() - started < 5
     assert info.value.params["port"] == dovecot.starttls_port
     # The plain-text greeting is not a TLS record.
     assert info.value.params["reason"] == "TLS error WRONG_VERSION_NUMBER"
@@ -231,14 +227,11 @@ def test_silent_server_times_out(security):
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        started = time.monotonic()
         with pytest.raises(errors.ConnectionTimedOut) as info:
             connection.open_imap(
                 connection.Server("127.0.0.1", port, security), LOGIN, PASSWORD, timeout=SHORT
             )
-        elapsed = time.monotonic() - started
     assert info.value.params == {"host": "127.0.0.1", "port": port}
-    assert 0.4 < elapsed < 5
 
 
 class PlaintextIMAP:

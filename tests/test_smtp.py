@@ -4,7 +4,6 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
 import traceback
 
 import pytest
@@ -161,12 +160,9 @@ def test_silent_server_times_out(security):
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        started = time.monotonic()
         with pytest.raises(errors.ConnectionTimedOut) as info:
             connection.open_smtp(connection.Server("127.0.0.1", port, security), LOGIN, PASSWORD, timeout=0.5)
-        elapsed = time.monotonic() - started
     assert info.value.params == {"host": "127.0.0.1", "port": port}
-    assert 0.4 < elapsed < 5
 
 
 @pytest.fixture

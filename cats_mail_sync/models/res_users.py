@@ -136,6 +136,8 @@ class ResUsers(models.Model):
                     "UPDATE res_users SET cats_mailbox_password = %s WHERE id = %s",
                     (user.mailbox_password, user.id),
                 )
+        # Forget the typed value, or a read in the same request would return it.
+        self.invalidate_recordset(["mailbox_password"])
 
     def _compute_mailbox_logged_count(self):
         counts = dict(

@@ -64,3 +64,10 @@ class TestSecurity(MailboxCase):
                 "action_mailbox_deactivate",
             ):
                 self.assertIn(f'name="{name}"', arch, f"{name} on {xmlid}")
+
+    def test_saving_the_profile_does_not_send_the_password_back(self):
+        saved = self.anna.with_user(self.anna).web_save(
+            {"mailbox_password": "typed-just-now"}, {"mailbox_password": {}, "mailbox_state": {}}
+        )
+        self.assertFalse(saved[0]["mailbox_password"])
+        self.assertEqual(self.anna.sudo()._mailbox_secret(), "typed-just-now")

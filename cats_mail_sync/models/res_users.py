@@ -211,7 +211,7 @@ class ResUsers(models.Model):
                 statuses = {role: reader.status(name) for role, name in folders.items()}
         except errors.MailboxError as error:
             raise UserError(user._mailbox_explain(error)) from None
-        except IMAPClientError:
+        except (IMAPClientError, OSError):
             raise UserError(user._mailbox_explain(errors.MailboxError())) from None
         user.mailbox_folder_ids.unlink()
         self.env["cats_mail_sync.folder"].sudo().create(
@@ -239,19 +239,34 @@ class ResUsers(models.Model):
         return True
 
     def action_mailbox_sync(self):
-        """Log new mail now (the "Sync now" button); returns the number of mails logged."""
+        """Log new mail now (the "Sync now" button).
+
+        Returns a notification saying what happened; a failure is recorded on
+        the mailbox like a scheduled run's (not raised, which would undo that).
+        """
         self.ensure_one()
         user = self._mailbox_check_access()
         if user.mailbox_state != "active":
             raise UserError(self.env._("Activate the mailbox first."))
         logged = user._mailbox_sync()
         if logged is None:
-            raise UserError(
-                self.env._("This mailbox is being synchronized right now; try again in a minute.")
+            kind, message = (
+                "warning",
+                self.env._("This mailbox is being synchronized right now; try again in a minute."),
             )
-        if user.mailbox_state != "active" or user.mailbox_failures:
-            raise UserError(user.mailbox_error)
-        return logged
+        elif user.mailbox_state != "active" or user.mailbox_failures:
+            kind, message = "danger", user.mailbox_error
+        else:
+            kind, message = "success", self.env._("New mails logged: %(count)s.", count=logged)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": kind,
+                "message": message,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     @api.model
     def _cron_sync_mailboxes(self):

@@ -56,6 +56,17 @@ class TestActivation(MailboxCase):
         self.anna.action_mailbox_activate()
         self.assertEqual(self.anna.mailbox_state, "active")
 
+    def test_sync_now_says_what_happened_and_keeps_a_failure_on_record(self):
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<now@x>"))
+        notice = self.anna.with_user(self.anna).action_mailbox_sync()["params"]
+        self.assertEqual((notice["type"], notice["message"]), ("success", "New mails logged: 1."))
+        self.anna.write({"mailbox_password": "wrong"})
+        notice = self.anna.with_user(self.anna).action_mailbox_sync()["params"]
+        self.assertEqual(notice["type"], "danger")
+        self.assertIn("refused the login name or password", notice["message"])
+        self.assertEqual(self.anna.mailbox_state, "error")
+
     def test_deactivate_stops_logging(self):
         self.anna.action_mailbox_activate()
         self.anna.action_mailbox_deactivate()

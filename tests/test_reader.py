@@ -12,7 +12,7 @@ import imapclient
 import pytest
 
 from harness import tls
-from harness.dovecot import Dovecot, free_port
+from harness.dovecot import Dovecot
 from mailbox_client import addresses, connection, errors, reader
 
 LOGIN = "anna.recruiter@example.test"
@@ -200,38 +200,6 @@ def test_certificate_for_another_host_name(mismatched_dovecot, security):
     assert "Hostname mismatch" in str(info.value)
     assert "'localhost'" in info.value.params["reason"]
     assert PASSWORD not in str(info.value)
-
-
-@pytest.mark.parametrize("security", MODES)
-def test_refused_port(security):
-    port = free_port()
-    with pytest.raises(errors.ConnectionRefused) as info:
-        connection.open_imap(connection.Server("127.0.0.1", port, security), LOGIN, PASSWORD, timeout=SHORT)
-    assert info.value.params == {"host": "127.0.0.1", "port": port}
-    assert str(info.value) == f"The server 127.0.0.1 refused the connection on port {port}. Check the port."
-
-
-@pytest.mark.parametrize("security", MODES)
-def test_unknown_host(security):
-    server = connection.Server("nonexistent.invalid", 993, security)
-    with pytest.raises(errors.ServerNotFound) as info:
-        connection.open_imap(server, LOGIN, PASSWORD, timeout=SHORT)
-    assert info.value.params == {"host": "nonexistent.invalid"}
-    assert "nonexistent.invalid does not exist" in str(info.value)
-
-
-@pytest.mark.parametrize("security", MODES)
-def test_silent_server_times_out(security):
-    # The kernel completes the TCP handshake on the listen backlog; nobody ever speaks.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        port = silent.getsockname()[1]
-        with pytest.raises(errors.ConnectionTimedOut) as info:
-            connection.open_imap(
-                connection.Server("127.0.0.1", port, security), LOGIN, PASSWORD, timeout=SHORT
-            )
-    assert info.value.params == {"host": "127.0.0.1", "port": port}
 
 
 class PlaintextIMAP:

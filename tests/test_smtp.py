@@ -135,36 +135,6 @@ def test_implicit_tls_against_starttls_port(smtp_server):
     assert smtp_server.auth_attempts == []
 
 
-@pytest.mark.parametrize("security", MODES)
-def test_refused_port(security):
-    port = free_port()
-    with pytest.raises(errors.ConnectionRefused) as info:
-        connection.open_smtp(connection.Server("127.0.0.1", port, security), LOGIN, PASSWORD, timeout=5)
-    assert info.value.params == {"host": "127.0.0.1", "port": port}
-    assert str(info.value) == f"The server 127.0.0.1 refused the connection on port {port}. Check the port."
-
-
-@pytest.mark.parametrize("security", MODES)
-def test_unknown_host(security):
-    server = connection.Server("nonexistent.invalid", 587, security)
-    with pytest.raises(errors.ServerNotFound) as info:
-        connection.open_smtp(server, LOGIN, PASSWORD, timeout=5)
-    assert info.value.params == {"host": "nonexistent.invalid"}
-    assert "nonexistent.invalid does not exist" in str(info.value)
-
-
-@pytest.mark.parametrize("security", MODES)
-def test_silent_server_times_out(security):
-    # The kernel completes the TCP handshake on the listen backlog; nobody ever speaks.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        port = silent.getsockname()[1]
-        with pytest.raises(errors.ConnectionTimedOut) as info:
-            connection.open_smtp(connection.Server("127.0.0.1", port, security), LOGIN, PASSWORD, timeout=0.5)
-    assert info.value.params == {"host": "127.0.0.1", "port": port}
-
-
 @pytest.fixture
 def stalling_server():
     """Start a one-connection server that speaks a little, then stalls; yields its port."""

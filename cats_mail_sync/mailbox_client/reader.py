@@ -37,6 +37,7 @@ SENT_NAMES = (
     "Elementos enviados",
     "Posta inviata",
 )
+SENT_NAMES_LOWER = [name.lower() for name in SENT_NAMES]
 HEADER_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 HEADER_KEY = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 # imapclient sends every UID of a FETCH on one command line: keep it short.
@@ -86,12 +87,11 @@ class MailboxReader:
         except IMAPClientError as exc:
             raise errors.MailboxError() from exc
         by_lower = {name.lower(): name for name in names}
-        for candidate in SENT_NAMES:
-            if candidate.lower() in by_lower:
-                return by_lower[candidate.lower()]
+        for candidate in SENT_NAMES_LOWER:
+            if candidate in by_lower:
+                return by_lower[candidate]
         for name in names:
-            last_part = name.replace(".", "/").rsplit("/", 1)[-1].lower()
-            if last_part in {candidate.lower() for candidate in SENT_NAMES}:
+            if name.replace(".", "/").rsplit("/", 1)[-1].lower() in SENT_NAMES_LOWER:
                 return name
         raise errors.FolderNotFound()
 

@@ -134,6 +134,6 @@ class CatsMailSyncLogger(models.AbstractModel):
             email_from=values.get("email_from") or False,
             date=values.get("date") or False,
             message_id=values["message_id"],
-            attachments=[(a[0], a[1], a[2] if len(a) > 2 else {}) for a in values.get("attachments", [])],
+            attachments=values.get("attachments", []),
             mailbox_user_id=user.id,
         )

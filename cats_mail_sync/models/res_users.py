@@ -346,20 +346,20 @@ class ResUsers(models.Model):
         """Match a batch of headers, fetch the matching mails whole, log them."""
         logger = self.env["cats_mail_sync.logger"]
         matches = logger._match(set().union(*(h.addresses(with_bcc) for h in headers)), self)
+        own = self._mailbox_own_addresses()
         found = {}
         for header in headers:
             records = list(
                 dict.fromkeys(r for a in sorted(header.addresses(with_bcc)) for r in matches.get(a, []))
             )
             if records:
-                found[header.uid] = (records, self._mailbox_author(header, matches))
+                found[header.uid] = (records, self._mailbox_author(header, matches, own))
         if not found:
             return 0
         raw = reader.messages(list(found))
         return logger._log(self, [(raw[uid], records, author) for uid, (records, author) in found.items()])
 
-    def _mailbox_author(self, header, matches):
-        own = self._mailbox_own_addresses()
+    def _mailbox_author(self, header, matches, own):
         for sender in sorted(header.senders):
             if sender in own:
                 return self.partner_id
@@ -447,8 +447,10 @@ class ResUsers(models.Model):
     def _mailbox_set_state(self, state, **values):
         if state == "active" and "mailbox_error" not in values and "mailbox_last_sync_at" in values:
             values.update(mailbox_error=False, mailbox_failures=0)
+        # A run that leaves the state as it was leaves the outgoing server alone.
+        changed = self.sudo().filtered(lambda user: user.mailbox_state != state)
         super(ResUsers, self.sudo()).write({"mailbox_state": state, **values})
-        self._mailbox_update_mail_server()
+        changed._mailbox_update_mail_server()
 
     def _mailbox_update_mail_server(self):
         """Keep the user's outgoing mail server in step: used while the mailbox is active.

@@ -44,6 +44,7 @@ SIMPLE_CONFIG = client_config(
 
 def run(dns_server, address=ADDRESS, *, web=None, **options):
     options.setdefault("ispdb_url", "https://ispdb.example.test/v1.1/")
+    options.setdefault("allow_private", True)  # the test servers are on loopback
     return discovery.discover(
         address,
         resolver=dns_server.resolver(),
@@ -381,3 +382,53 @@ def test_invalid_address_is_explained(address):
     assert not detection.found
     assert detection.login == address
     assert outcomes(detection) == [("address", "This is not a valid e-mail address.")]
+
+
+PRIVATE = "is on a private or local network, which is not allowed. It was not contacted."
+
+
+def test_private_addresses_are_not_fetched_without_permission():
+    records = {
+        "autoconfig.example.test": LOOPBACK,
+        "example.test": [("AAAA", "::1")],
+        # One private address among public ones is enough to refuse the host.
+        "ispdb.example.test": [("A", "93.184.215.14"), ("A", "10.0.0.7")],
+    }
+    with DnsServer(records) as dns_server, socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        detection = discovery.discover(
+            ADDRESS,
+            resolver=dns_server.resolver(),
+            https_port=port,
+            ca_file=tls.authority().ca_file,
+            ispdb_url=f"https://ispdb.example.test:{port}/v1.1/",
+            timeout=2.0,
+            allow_private=False,
+        )
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+
+    assert not detection.found
+    assert outcomes(detection) == [
+        ("autoconfig", f"autoconfig.example.test {PRIVATE}"),
+        ("well-known", f"example.test {PRIVATE}"),
+        ("srv", "No IMAP or SMTP submission service is published for example.test."),
+        ("ispdb", f"ispdb.example.test {PRIVATE}"),
+        ("mx", "example.test has no MX record."),
+    ]
+
+
+def test_the_guard_is_on_by_default_and_settings_from_dns_are_still_returned():
+    # SRV targets are only settings: the connection guard checks them when they are used.
+    records = {"autoconfig.example.test": LOOPBACK, **SRV_FALLBACK, "mail.example.test": LOOPBACK}
+    routes = {AUTOCONFIG_PATH: (200, SIMPLE_CONFIG)}
+    with DnsServer(records) as dns_server, AutoconfigServer(routes) as web:
+        detection = discovery.discover(
+            ADDRESS, resolver=dns_server.resolver(), https_port=web.port, ca_file=tls.authority().ca_file
+        )
+
+    assert web.requests == []
+    assert outcomes(detection)[0] == ("autoconfig", f"autoconfig.example.test {PRIVATE}")
+    assert detection.source == "srv"
+    assert detection.imap == Server("mail.example.test", 993, "ssl")

@@ -4,9 +4,16 @@ Only encrypted connections exist here: implicit TLS (``ssl``) or a STARTTLS
 upgrade that must succeed before any credential is sent (``starttls``).
 Certificates and host names are always verified, against the system trust
 store plus, optionally, one extra CA bundle an administrator configured.
+
+Servers are chosen by users, so the host is resolved first and refused when
+any of its addresses is not on the public internet (loopback, private,
+link-local...), unless the caller passes ``allow_private=True``; the connection
+then goes to the addresses that were checked. Every way a port can fail gives
+the same :class:`errors.ServerUnreachable`: these functions are no port scanner.
 """
 
-import errno
+import imaplib
+import ipaddress
 import smtplib
 import socket
 import ssl
@@ -47,9 +54,162 @@ def tls_context(ca_file=None):
     return context
 
 
+# IPv6 addresses of IPv4 ones behind a NAT64 gateway (RFC 6052).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def is_public(address):
+    """True if ``address`` (an IP address, as text) is on the public internet.
+
+    Refused: loopback, private, shared (100.64/10), link-local, site-local,
+    multicast, reserved and unspecified addresses, and IPv6 addresses that
+    carry such an IPv4 address (IPv4-mapped, 6to4, NAT64).
+    """
+    ip = ipaddress.ip_address(address)
+    candidates = [ip]
+    if ip.version == 6 and ip.ipv4_mapped:  # the connection goes to the IPv4 address
+        candidates = [ip.ipv4_mapped]
+    elif ip in _NAT64:  # so does this one, through a gateway (the prefix counts as reserved)
+        candidates = [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    elif ip.version == 6 and ip.sixtofour:
+        candidates.append(ip.sixtofour)
+    return all(
+        candidate.is_global
+        and not (
+            candidate.is_multicast
+            or candidate.is_private
+            or candidate.is_loopback
+            or candidate.is_link_local
+            or candidate.is_reserved
+            or candidate.is_unspecified
+            or getattr(candidate, "is_site_local", False)
+        )
+        for candidate in candidates
+    )
+
+
+def check_addresses(host, addresses, *, allow_private=False):
+    """The guard: refuse ``host`` unless every one of its ``addresses`` is public.
+
+    Raises :class:`errors.HostNotAllowed`; does nothing when ``allow_private``
+    (an administrator's choice). Used here and by :mod:`.discovery`.
+    """
+    if allow_private:
+        return
+    for address in addresses:
+        try:
+            public = is_public(address)
+        except ValueError:  # not an IP address: nothing to connect to that we know of
+            public = False
+        if not public:
+            raise errors.HostNotAllowed(host=host)
+
+
+def resolve(host, port, *, allow_private=False):
+    """Resolve ``host`` and check its addresses; return ``[(family, sockaddr), ...]``.
+
+    Host names and IP literals alike go through ``getaddrinfo``, so that any
+    spelling of an address ("127.1", "0x7f000001", "::ffff:127.0.0.1") is
+    checked as the address it is. Raises :class:`errors.ServerNotFound` or
+    :class:`errors.HostNotAllowed`.
+    """
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise errors.ServerNotFound(host=host) from None
+    addresses = [(family, sockaddr) for family, _type, _proto, _name, sockaddr in found]
+    if not addresses:
+        raise errors.ServerNotFound(host=host)
+    check_addresses(host, [sockaddr[0] for _family, sockaddr in addresses], allow_private=allow_private)
+    return addresses
+
+
+def _connect(addresses, timeout):
+    """A TCP connection to the first of ``addresses`` that takes it (like socket.create_connection)."""
+    failure = None
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if isinstance(timeout, (int, float)):
+                sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        return sock
+    raise failure
+
+
+class _IMAP4(imaplib.IMAP4):
+    """imaplib's IMAP4 over a connection to checked addresses; implicit TLS if given a context.
+
+    ``host`` stays the server's name: certificates (here and at STARTTLS) are
+    checked against it.
+    """
+
+    def __init__(self, host, port, addresses, context, timeout):
+        self._addresses = addresses
+        self._context = context
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout=None):
+        sock = _connect(self._addresses, timeout)
+        if self._context is None:
+            return sock
+        try:
+            return self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+class _IMAPClient(imapclient.IMAPClient):
+    """IMAPClient connecting to the addresses that were checked, not to a new DNS answer."""
+
+    def __init__(self, addresses, *args, **kwargs):
+        self._addresses = addresses
+        super().__init__(*args, **kwargs)
+
+    def _create_IMAP4(self):
+        context = self.ssl_context if self.ssl else None
+        connect_timeout = getattr(self._timeout, "connect", None)
+        return _IMAP4(self.host, self.port, self._addresses, context, connect_timeout)
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib's SMTP connecting to the addresses that were checked.
+
+    smtplib keeps the host name (``_host``) for the certificate check of
+    SMTP_SSL and STARTTLS; only the TCP connection is made here.
+    """
+
+    def __init__(self, addresses, *args, **kwargs):
+        self._addresses = addresses
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return _connect(self._addresses, timeout)
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL, _SMTP):
+    """SMTP_SSL: wraps the socket of :class:`_SMTP` in TLS, checked against the host name."""
+
+    def __init__(self, addresses, *args, **kwargs):
+        # SMTP_SSL.__init__ calls SMTP.__init__ directly, not _SMTP's.
+        self._addresses = addresses
+        smtplib.SMTP_SSL.__init__(self, *args, **kwargs)
+
+
 def explain(exc, server):
-    """Turn a low-level network or TLS exception into a :class:`MailboxError`."""
-    where = {"host": server.host, "port": server.port}
+    """Turn a low-level network, TLS or protocol exception into a :class:`MailboxError`.
+
+    A certificate problem and an unknown host name are told as such; every other
+    failure (refused, timed out, no route, reset, a TLS handshake with something
+    that does not speak TLS, a greeting that is not IMAP or SMTP) is the same
+    :class:`errors.ServerUnreachable`, so that an open port of another service
+    looks like a closed one.
+    """
     if isinstance(exc, errors.MailboxError):
         return exc
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -58,27 +218,21 @@ def explain(exc, server):
         )
     if isinstance(exc, socket.gaierror):
         return errors.ServerNotFound(host=server.host)
-    if isinstance(exc, ConnectionRefusedError):
-        return errors.ConnectionRefused(**where)
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return errors.ConnectionTimedOut(**where)
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return errors.ServerUnreachable(reason="no route to host", **where)
-    reason = exc.__class__.__name__
-    if isinstance(exc, ssl.SSLError):
-        reason = f"TLS error {exc.reason or exc.__class__.__name__}"
-    return errors.ServerUnreachable(reason=reason, **where)
+    return errors.ServerUnreachable(host=server.host, port=server.port)
 
 
-def open_imap(server, login, password, *, ca_file=None, timeout=None):
+def open_imap(server, login, password, *, ca_file=None, timeout=None, allow_private=False):
     """Connect, secure and log in to an IMAP server; return an IMAPClient.
 
+    The host must resolve to public addresses only unless ``allow_private``.
     Raises :class:`errors.MailboxError` subclasses only.
     """
+    addresses = resolve(server.host, server.port, allow_private=allow_private)
     context = tls_context(ca_file)
     timeout = timeout or imapclient.SocketTimeout(CONNECT_TIMEOUT, READ_TIMEOUT)
     try:
-        client = imapclient.IMAPClient(
+        client = _IMAPClient(
+            addresses,
             server.host,
             port=server.port,
             ssl=server.security == "ssl",
@@ -105,27 +259,21 @@ def open_imap(server, login, password, *, ca_file=None, timeout=None):
     return client
 
 
-def open_smtp(server, login, password, *, ca_file=None, timeout=CONNECT_TIMEOUT):
+def open_smtp(server, login, password, *, ca_file=None, timeout=CONNECT_TIMEOUT, allow_private=False):
     """Connect, secure and authenticate to an SMTP submission server.
 
+    The host must resolve to public addresses only unless ``allow_private``.
     Returns the logged-in :class:`smtplib.SMTP`; raises :class:`errors.MailboxError`.
     """
-
-    def failure(exc):
-        # smtplib turns any OSError while reading a reply (a read timeout above all)
-        # into SMTPServerDisconnected: explain the original error instead.
-        if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, OSError):
-            exc = exc.__context__
-        return explain(exc, server)
-
+    addresses = resolve(server.host, server.port, allow_private=allow_private)
     context = tls_context(ca_file)
     try:
         if server.security == "ssl":
-            smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
+            smtp = _SMTP_SSL(addresses, server.host, server.port, timeout=timeout, context=context)
         else:
-            smtp = smtplib.SMTP(server.host, server.port, timeout=timeout)
+            smtp = _SMTP(addresses, server.host, server.port, timeout=timeout)
     except (OSError, smtplib.SMTPException) as exc:
-        raise failure(exc) from None
+        raise explain(exc, server) from None
     try:
         if server.security == "starttls":
             smtp.ehlo()
@@ -141,7 +289,7 @@ def open_smtp(server, login, password, *, ca_file=None, timeout=CONNECT_TIMEOUT)
         raise
     except (OSError, smtplib.SMTPException) as exc:
         _close(smtp)
-        raise failure(exc) from None
+        raise explain(exc, server) from None
     return smtp
 
 

@@ -12,6 +12,12 @@ connection, HTTP error, bad XML) is a step, never an exception.
 
 DNS answers are not signed: a result pointing outside the user's domain, to a
 host that is not a known provider, sets ``needs_confirmation``.
+
+Every HTTPS fetch goes only to public addresses (the guard of
+:mod:`.connection`), unless ``allow_private``: the domain in an e-mail address
+must not make the Odoo server fetch pages on its own network. Servers found in
+SRV or MX records are only returned as settings; the guard checks them when a
+connection is made.
 """
 
 import http.client
@@ -26,8 +32,8 @@ from xml.etree import ElementTree
 import dns.exception
 import dns.resolver
 
-from .connection import Server, tls_context
-from .errors import MailboxError, _lt
+from .connection import Server, check_addresses, tls_context
+from .errors import HostNotAllowed, MailboxError, _lt
 
 MAX_RESPONSE_BYTES = 1_000_000
 
@@ -152,8 +158,12 @@ def discover(
     ca_file=None,
     ispdb_url="https://autoconfig.thunderbird.net/v1.1/",
     timeout=3.0,
+    allow_private=False,
 ):
-    """Look for the settings of ``email``; see the module docstring. Never raises."""
+    """Look for the settings of ``email``; see the module docstring. Never raises.
+
+    ``allow_private`` lets the HTTPS fetches reach loopback and private addresses.
+    """
     address = email.strip()
     detection = Detection(login=address)
     domain = _domain_of(address)
@@ -162,7 +172,9 @@ def discover(
         return detection
 
     chosen = PROVIDERS.get(provider, PROVIDERS["other"])
-    search = _Search(address, domain, resolver or dns.resolver.Resolver(), https_port, ca_file, timeout)
+    search = _Search(
+        address, domain, resolver or dns.resolver.Resolver(), https_port, ca_file, timeout, allow_private
+    )
     sources = [("preset", lambda: Offer(chosen.imap, chosen.smtp))] if chosen.imap else []
     sources += [
         ("autoconfig", search.autoconfig),
@@ -198,13 +210,14 @@ def discover(
 class _Search:
     """The network side of :func:`discover`: each public method is one source."""
 
-    def __init__(self, address, domain, resolver, https_port, ca_file, timeout):
+    def __init__(self, address, domain, resolver, https_port, ca_file, timeout, allow_private):
         self.address = address
         self.domain = domain
         self.resolver = resolver
         self.https_port = https_port
         self.ca_file = ca_file
         self.timeout = timeout
+        self.allow_private = allow_private
 
     def autoconfig(self):
         query = quote(self.address, safe="@")
@@ -266,10 +279,17 @@ class _Search:
             ) from None
 
     def _get(self, host, port, path):
-        """GET over verified HTTPS, resolving ``host`` through our resolver."""
+        """GET over verified HTTPS, resolving ``host`` through our resolver; public addresses only."""
         addresses = self._lookup(host, "A") or self._lookup(host, "AAAA")
         if not addresses:
             raise MailboxError(_lt("%(host)s has no address in DNS."), host=host)
+        try:
+            check_addresses(host, [answer.address for answer in addresses], allow_private=self.allow_private)
+        except HostNotAllowed:
+            raise MailboxError(
+                _lt("%(host)s is on a private or local network, which is not allowed. It was not contacted."),
+                host=host,
+            ) from None
         context = tls_context(self.ca_file)
         connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
         try:

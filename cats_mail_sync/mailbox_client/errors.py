@@ -37,16 +37,27 @@ class ServerNotFound(MailboxError):
     message = _lt("The server %(host)s does not exist (no DNS record). Check the host name.")
 
 
-class ConnectionRefused(MailboxError):
-    message = _lt("The server %(host)s refused the connection on port %(port)s. Check the port.")
-
-
-class ConnectionTimedOut(MailboxError):
-    message = _lt("The server %(host)s did not answer on port %(port)s in time.")
-
-
 class ServerUnreachable(MailboxError):
-    message = _lt("The server %(host)s could not be reached on port %(port)s: %(reason)s")
+    """Refused, timed out, no route, reset, not TLS, not IMAP/SMTP: all one answer.
+
+    One sentence for every way a port can fail, so that trying settings out
+    cannot tell an open port of some other service from a closed one.
+    """
+
+    message = _lt(
+        "No mail server answered at %(host)s on port %(port)s. "
+        "Check the server name, the port and the security setting."
+    )
+
+
+class HostNotAllowed(MailboxError):
+    """The server resolves to a loopback, private, link-local or otherwise non-public address."""
+
+    message = _lt(
+        "The server %(host)s is on a private or local network, which is not allowed for mail "
+        "servers. Ask your administrator."
+    )
+    definitive = True
 
 
 class CertificateNotTrusted(MailboxError):
@@ -74,4 +85,12 @@ class SyncInterrupted(MailboxError):
 
 class InvalidSettings(MailboxError):
     message = _lt("The mailbox settings are incomplete or invalid: %(reason)s")
+    definitive = True
+
+
+class SecretUnreadable(MailboxError):
+    message = _lt(
+        "Your saved mailbox password can no longer be read (the server's encryption key changed). "
+        "Enter your password again in My Profile."
+    )
     definitive = True

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# mailbox_client and the test servers (harness), imported without Odoo.
 sys.path.insert(0, str(REPO / "cats_mail_sync"))
+sys.path.insert(0, str(REPO / "cats_mail_sync" / "tests"))
 
 
 @pytest.fixture(scope="session", autouse=True)

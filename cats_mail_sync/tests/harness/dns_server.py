@@ -51,9 +51,18 @@ class DnsServer:
 
     def __init__(self, records, *, silent=()):
         self.zone = _Zone(records, silent)
-        self.udp = DNSServer(self.zone, address="127.0.0.1", port=0, logger=QUIET)
-        self.port = self.udp.server.server_address[1]
-        self.tcp = DNSServer(self.zone, address="127.0.0.1", port=self.port, tcp=True, logger=QUIET)
+        # One port for both: a free TCP port first (some kernels refuse to bind one that an
+        # earlier connection holds in TIME_WAIT), then UDP on it, which is rarely taken.
+        for attempt in range(10):
+            self.tcp = DNSServer(self.zone, address="127.0.0.1", port=0, tcp=True, logger=QUIET)
+            self.port = self.tcp.server.server_address[1]
+            try:
+                self.udp = DNSServer(self.zone, address="127.0.0.1", port=self.port, logger=QUIET)
+                break
+            except OSError:
+                self.tcp.server.server_close()
+                if attempt == 9:
+                    raise
 
     def __enter__(self):
         for server in (self.udp, self.tcp):

@@ -7,7 +7,7 @@ from email import policy
 from markupsafe import Markup
 
 from odoo import api, models
-from odoo.tools import email_normalize_all
+from odoo.tools import email_domain_extract, email_normalize_all
 
 _logger = logging.getLogger(__name__)
 
@@ -17,6 +17,40 @@ class CatsMailSyncLogger(models.AbstractModel):
 
     _name = "cats_mail_sync.logger"
     _description = "Mailbox mail logger"
+
+    @api.model
+    def _privacy(self, addresses, user):
+        """Which of ``addresses`` are internal, and which are never to be logged: ``(internal, excluded)``.
+
+        Internal: users, employees' work addresses and work contacts, the
+        companies' own contacts, and the companies' mail domains (a setting).
+        Excluded: the administrator's list and the recruiter's own list of
+        addresses and domains whose mail is never logged.
+        """
+        if not addresses:
+            return set(), set()
+        params = self.env["ir.config_parameter"].sudo()
+        self.env.cr.execute(
+            """
+            SELECT p.email_normalized
+              FROM res_partner p
+             WHERE p.email_normalized = ANY(%(addresses)s)
+               AND (EXISTS (SELECT 1 FROM res_users u WHERE u.partner_id = p.id AND NOT u.share)
+                    OR EXISTS (SELECT 1 FROM hr_employee e WHERE e.work_contact_id = p.id)
+                    OR p.commercial_partner_id IN (SELECT partner_id FROM res_company))
+             UNION
+            SELECT lower(e.work_email) FROM hr_employee e WHERE lower(e.work_email) = ANY(%(addresses)s)
+             UNION
+            SELECT lower(u.login) FROM res_users u WHERE NOT u.share AND lower(u.login) = ANY(%(addresses)s)
+            """,
+            {"addresses": sorted(addresses)},
+        )
+        internal = {row[0] for row in self.env.cr.fetchall()}
+        internal |= _in_list(addresses, params.get_param("cats_mail_sync.internal_domains"))
+        excluded = _in_list(addresses, params.get_param("cats_mail_sync.excluded")) | _in_list(
+            addresses, user.mailbox_excluded
+        )
+        return internal, excluded
 
     @api.model
     def _match(self, addresses, user):
@@ -67,8 +101,8 @@ class CatsMailSyncLogger(models.AbstractModel):
     def _log(self, user, mails):
         """Log mails on their records, once per record.
 
-        ``mails`` is a list of ``(raw bytes, records, author partner)``.
-        Returns the number of mails logged on at least one record.
+        ``mails`` is a list of ``(raw bytes, {record: Bcc addresses it matched through}, author
+        partner)``. Returns the number of mails logged on at least one record.
         """
         parsed = [(self._parse(raw), records, author) for raw, records, author in mails]
         self.env.cr.execute(
@@ -80,7 +114,7 @@ class CatsMailSyncLogger(models.AbstractModel):
         for values, records, author in parsed:
             targets = [r for r in records if (r._name, r.id, values["message_id"]) not in already]
             for record in targets:
-                self._post(record, values, author, user)
+                self._post(record, values, author, user, records[record])
                 already.add((record._name, record.id, values["message_id"]))
             logged += bool(targets)
         return logged
@@ -105,35 +139,84 @@ class CatsMailSyncLogger(models.AbstractModel):
                 "body": Markup("<p>%s</p>")
                 % self.env._("This mail could not be read; the original is attached."),
                 "attachments": [("original.eml", raw, {})],
+                "bcc_header": bool(message.get("Bcc")),
             }
         values["message_id"] = message_id
         values["to"] = str(message.get("To", ""))
         values["cc"] = str(message.get("Cc", ""))
-        values["bcc"] = str(message.get("Bcc", ""))
+        values["bcc_header"] = bool(message.get("Bcc"))
         return values
 
     @api.model
-    def _post(self, record, values, author, user):
+    def _post(self, record, values, author, user, bcc):
+        """Post the mail on ``record``; ``bcc``: the Bcc addresses it matched through, the only
+        Bcc recipients this record may show."""
         recipients = [
-            (label, values.get(key))
-            for label, key in ((self.env._("To"), "to"), (self.env._("Cc"), "cc"), (self.env._("Bcc"), "bcc"))
-            if values.get(key)
+            (label, value)
+            for label, value in (
+                (self.env._("To"), values.get("to")),
+                (self.env._("Cc"), values.get("cc")),
+                (self.env._("Bcc"), ", ".join(sorted(bcc))),
+            )
+            if value
         ]
+        attachments = values.get("attachments", [])
+        if values.get("bcc_header"):
+            # The original file would tell the other Bcc recipients: show only this record's.
+            attachments = [(name, _with_bcc(raw, bcc), info) for name, raw, info in attachments]
         header = Markup("").join(Markup("<b>%s:</b> %s<br/>") % (label, value) for label, value in recipients)
         body = (
             Markup("<p>%s</p>%s") % (header, Markup(values.get("body") or ""))
             if header
             else values.get("body")
         )
-        record.sudo().with_context(mail_create_nosubscribe=True, mail_post_autofollow=False).message_post(
-            body=Markup(body or ""),
-            subject=values.get("subject") or False,
-            message_type="email",
-            subtype_xmlid="mail.mt_note",
-            author_id=author.id or False,
-            email_from=values.get("email_from") or False,
-            date=values.get("date") or False,
-            message_id=values["message_id"],
-            attachments=values.get("attachments", []),
-            mailbox_user_id=user.id,
+        message = (
+            record.sudo()
+            .with_context(mail_create_nosubscribe=True, mail_post_autofollow=False)
+            .message_post(
+                body=Markup(body or ""),
+                subject=values.get("subject") or False,
+                message_type="email",
+                subtype_xmlid="mail.mt_note",
+                author_id=author.id or False,
+                email_from=values.get("email_from") or False,
+                date=values.get("date") or False,
+                message_id=values["message_id"],
+                attachments=attachments,
+                mailbox_user_id=user.id,
+            )
         )
+        # The dossier's copies are as private as the logged mail (see the access rules).
+        message.attachment_ids.sudo().write({"mailbox_user_id": user.id})
+
+
+def _in_list(addresses, listed):
+    """The ``addresses`` that a list of addresses and domains (commas or lines) names."""
+    names = {name.strip().lower().lstrip("@") for name in (listed or "").replace(",", "\n").splitlines()}
+    names.discard("")
+    found = set()
+    for address in addresses:
+        domain = email_domain_extract(address) or ""
+        parents = {".".join(domain.split(".")[i:]) for i in range(domain.count(".") + 1)}
+        if address in names or parents & names:
+            found.add(address)
+    return found
+
+
+def _with_bcc(raw, bcc):
+    """``raw`` with its Bcc header naming only ``bcc`` (bytes are kept as they are: the mail
+    may be one no parser can write back)."""
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    kept, skipping = [], False
+    for line in raw[:end].splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and skipping:
+            continue
+        skipping = line.lower().startswith(b"bcc:")
+        if not skipping:
+            kept.append(line)
+    newline = b"\r\n" if b"\r\n" in raw[:end] else b"\n"
+    if kept and not kept[-1].endswith(b"\n"):
+        kept[-1] += newline
+    if bcc:
+        kept.append(b"Bcc: " + ", ".join(sorted(bcc)).encode() + newline)
+    return b"".join(kept).rstrip(b"\r\n") + raw[end:]

@@ -1,4 +1,5 @@
-from odoo import fields, models, modules
+from odoo import api, fields, models, modules
+from odoo.tools import email_normalize
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
@@ -15,6 +16,53 @@ class IrMailServer(models.Model):
         ondelete="cascade",
         help="Kept in step by cats_mail_sync with this user's mailbox settings.",
     )
+
+    @api.model
+    def _find_mail_server(self, email_from, mail_servers=None):
+        """A recruiter's server carries their own mail only, never anyone else's.
+
+        It is chosen for mail whose sender is exactly its (proven) address, and is
+        never a domain match nor the fallback Odoo uses when nothing matches.
+        """
+        if mail_servers is None:
+            mail_servers = self.sudo().search([], order="sequence")
+        own = mail_servers.filtered("mailbox_user_id")
+        sender = email_normalize(email_from)
+        for server in own.filtered("active"):
+            if sender and server.from_filter and server.from_filter == sender:
+                return server, email_from
+        return super()._find_mail_server(email_from, mail_servers - own)
+
+    @api.model
+    def _cats_mail_sync_update(self, users):
+        """Keep each user's outgoing server in step with their mailbox.
+
+        Used while the mailbox is active and its address proven; it connects
+        through :mod:`mailbox_client.connection` (see :meth:`connect`).
+        """
+        for user in users.sudo():
+            server = user.mailbox_mail_server_id
+            wanted = (
+                user.mailbox_state == "active" and user.mailbox_smtp_host and user.mailbox_email_confirmed
+            )
+            if not wanted:
+                server.active = False
+                continue
+            values = {
+                "name": self.env._("Mailbox of %(name)s", name=user.name),
+                "smtp_host": user.mailbox_smtp_host,
+                "smtp_port": user.mailbox_smtp_port,
+                "smtp_encryption": user.mailbox_smtp_security,
+                "smtp_authentication": "login",
+                "smtp_user": user.mailbox_login,
+                "from_filter": user.mailbox_email,
+                "mailbox_user_id": user.id,
+                "active": True,
+            }
+            if server:
+                server.write(values)
+            else:
+                user.mailbox_mail_server_id = self.sudo().create(values)
 
     def connect(
         self,
@@ -40,8 +88,12 @@ class IrMailServer(models.Model):
             )
             server = server or self.browse()
             if server.mailbox_user_id and (server.active or allow_archived):
+                if email_normalize(smtp_from) != server.from_filter:
+                    raise MailDeliveryException(
+                        self.env._("A recruiter's mail server only sends its own recruiter's mail.")
+                    )
                 try:
-                    smtp = server.mailbox_user_id._mailbox_connect_smtp()
+                    smtp = self.env["cats_mail_sync.connector"]._user_smtp(server.mailbox_user_id)
                 except errors.MailboxError as error:
                     raise MailDeliveryException(server.mailbox_user_id._mailbox_explain(error)) from None
                 smtp.smtp_from, smtp.from_filter = smtp_from, server.from_filter

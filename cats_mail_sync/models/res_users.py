@@ -1,17 +1,16 @@
-import logging
-import threading
-from datetime import timedelta
+import hashlib
+import re
+import secrets
 
 from imapclient.exceptions import IMAPClientError
+from markupsafe import escape
 
 from odoo import SUPERUSER_ID, api, fields, models
-from odoo.exceptions import AccessError, UserError
-from odoo.tools import email_normalize
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import email_domain_extract, email_normalize
 
-from ..mailbox_client import connection, errors
-from ..mailbox_client.reader import INBOX, MailboxReader, batches
-
-_logger = logging.getLogger(__name__)
+from ..mailbox_client import errors
+from ..mailbox_client.reader import INBOX, MailboxReader
 
 SECURITY = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS")]
 # Settings that decide where and as whom the mailbox logs in.
@@ -23,7 +22,14 @@ CONNECTION_FIELDS = {
     "mailbox_imap_port",
     "mailbox_imap_security",
 }
-MAILBOX_FIELDS = CONNECTION_FIELDS | {"mailbox_smtp_host", "mailbox_smtp_port", "mailbox_smtp_security"}
+# Settings that decide which mailbox, hence whose address, this is.
+IDENTITY_FIELDS = {"mailbox_email", "mailbox_login", "mailbox_imap_host"}
+MAILBOX_FIELDS = CONNECTION_FIELDS | {
+    "mailbox_smtp_host",
+    "mailbox_smtp_port",
+    "mailbox_smtp_security",
+    "mailbox_excluded",
+}
 # The password reads back empty: listing it keeps the profile form readable.
 MAILBOX_READABLE_FIELDS = MAILBOX_FIELDS | {
     "mailbox_state",
@@ -31,22 +37,29 @@ MAILBOX_READABLE_FIELDS = MAILBOX_FIELDS | {
     "mailbox_last_sync_at",
     "mailbox_error",
     "mailbox_logged_count",
+    "mailbox_email_confirmed",
 }
-# Network trouble is retried at every run; this many failures in a row (one
-# hour at one run every ten minutes) put the mailbox in error.
-FAILURES_BEFORE_ERROR = 6
-# Key space of the PostgreSQL advisory locks that keep two runs off one mailbox.
-LOCK_SPACE = 0x4341_5453  # "CATS"
-
-
-def in_test_mode():
-    return getattr(threading.current_thread(), "testing", False)
-
+# Mail servers of the providers whose own domains they serve: a login there
+# with the address itself proves the address.
+PROVIDER_DOMAINS = {
+    "imap.gmail.com": {"gmail.com", "googlemail.com"},
+    "outlook.office365.com": {"outlook.com", "hotmail.com", "live.com", "msn.com"},
+    "imap.mail.yahoo.com": {"yahoo.com"},
+    "imap.mail.me.com": {"icloud.com", "me.com", "mac.com"},
+}
+# One address: a local part, "@", a domain with a dot; no list, name or space.
+ONE_ADDRESS = re.compile(r"[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+\.[^@\s,;<>()\[\]\\\"]+")
+# The Message-ID of the mail that confirms an address: "<PREFIX.token@host>".
+CONFIRMATION_PREFIX = "<cats-mail-sync-confirm."
 
 # Mailbox fields are the owner's (through SELF_READABLE/WRITEABLE_FIELDS) and
 # the administrators'; other users, who may read res.users, see none of them
 # but the status, which the profile form's buttons depend on.
 MAILBOX_GROUPS = "base.group_system"
+
+
+def digest(token):
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ResUsers(models.Model):
@@ -96,6 +109,22 @@ class ResUsers(models.Model):
     mailbox_logged_count = fields.Integer(
         "Mails logged", groups=MAILBOX_GROUPS, compute="_compute_mailbox_logged_count"
     )
+    mailbox_excluded = fields.Text(
+        "Never log mail with",
+        groups=MAILBOX_GROUPS,
+        help="Addresses and domains (one per line, such as doctor@clinic.com or family.org) whose mail "
+        "is never logged from your mailbox.",
+    )
+    mailbox_email_confirmed = fields.Boolean(
+        "Address confirmed",
+        groups=MAILBOX_GROUPS,
+        readonly=True,
+        copy=False,
+        help="The mailbox proved that the address is yours: only then does Odoo send your mail through "
+        "it. A mail sent to your address at activation confirms it when the next synchronization finds it "
+        "in your Inbox.",
+    )
+    mailbox_confirmation_digest = fields.Char(groups="base.group_no_one", readonly=True, copy=False)
     mailbox_mail_server_id = fields.Many2one(
         "ir.mail_server", "Outgoing mail server", groups=MAILBOX_GROUPS, readonly=True, copy=False
     )
@@ -122,22 +151,24 @@ class ResUsers(models.Model):
 
     def init(self):
         super().init()
-        # The password lives in a column without ORM field, as auth_totp does
-        # for its secret: no read, export, search or group-by can reach it.
+        # The password lives, encrypted, in a column without ORM field (see
+        # cats_mail_sync.secret): no read, export, search or group-by reaches it.
         self.env.cr.execute("ALTER TABLE res_users ADD COLUMN IF NOT EXISTS cats_mailbox_password varchar")
 
     def _compute_mailbox_password(self):
         self.mailbox_password = False
 
     def _inverse_mailbox_password(self):
+        store = self.env["cats_mail_sync.secret"]
         for user in self:
             if user.mailbox_password:
-                self.env.cr.execute(
-                    "UPDATE res_users SET cats_mailbox_password = %s WHERE id = %s",
-                    (user.mailbox_password, user.id),
-                )
+                store._put(user, "cats_mailbox_password", user.mailbox_password)
         # Forget the typed value, or a read in the same request would return it.
         self.invalidate_recordset(["mailbox_password"])
+
+    def _mailbox_password(self):
+        """The saved password; raises :class:`errors.SecretUnreadable` when it cannot be read."""
+        return self.env["cats_mail_sync.secret"]._get(self, "cats_mailbox_password")
 
     def _compute_mailbox_logged_count(self):
         counts = dict(
@@ -150,13 +181,81 @@ class ResUsers(models.Model):
         for user in self:
             user.mailbox_logged_count = counts.get(user, 0)
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "mailbox_email" in vals:
+                vals["mailbox_email"] = self._mailbox_clean_address(vals["mailbox_email"])
+        users = super().create(vals_list)
+        users.filtered_domain([("mailbox_email", "!=", False)])._mailbox_check_address_free()
+        return users
+
     def write(self, vals):
+        if "mailbox_email" in vals:
+            vals = dict(vals, mailbox_email=self._mailbox_clean_address(vals["mailbox_email"]))
         result = super().write(vals)
+        if IDENTITY_FIELDS & set(vals):
+            # Another address or mailbox: it has to prove itself again.
+            super(ResUsers, self.sudo()).write(
+                {"mailbox_email_confirmed": False, "mailbox_confirmation_digest": False}
+            )
+        if vals.get("mailbox_email"):
+            self._mailbox_check_address_free()
         if CONNECTION_FIELDS & set(vals):
             self._mailbox_settings_changed()
         if MAILBOX_FIELDS & set(vals):
-            self._mailbox_update_mail_server()
+            self.env["ir.mail_server"]._cats_mail_sync_update(self)
         return result
+
+    @api.model
+    def _mailbox_clean_address(self, value):
+        """One mail address, normalized; anything else (a list, a domain, a name) is refused."""
+        value = (value or "").strip()
+        if not value:
+            return False
+        address = email_normalize(value)
+        if not address or address != value.lower() or not ONE_ADDRESS.fullmatch(value):
+            raise ValidationError(
+                self.env._(
+                    "%(value)s is not one mail address. Type exactly one address, such as anna@agency.com.",
+                    value=value[:100],
+                )
+            )
+        return address
+
+    def _mailbox_check_address_free(self):
+        """A mailbox address is its user's alone: no other user's, nor a company's own."""
+        for user in self.sudo():
+            address = user.mailbox_email
+            taken = (
+                self.sudo()
+                .with_context(active_test=False)
+                .search_count(
+                    [
+                        ("id", "!=", user.id),
+                        "|",
+                        "|",
+                        ("mailbox_email", "=", address),
+                        ("email_normalized", "=", address),
+                        ("login", "=ilike", address),
+                    ],
+                    limit=1,
+                )
+            )
+            companies = self.env["res.company"].sudo().search([])
+            shared = {email_normalize(c.email) for c in companies} | {
+                email_normalize(a)
+                for domain in companies.alias_domain_id
+                for a in (domain.default_from_email, domain.catchall_email, domain.bounce_email)
+            }
+            if taken or address in shared:
+                raise ValidationError(
+                    self.env._(
+                        "The address %(address)s belongs to another user or to the company: "
+                        "a mailbox can only be connected with your own address.",
+                        address=address,
+                    )
+                )
 
     def _mailbox_settings_changed(self):
         """New settings end an error (logins resume) and say what is possible now."""
@@ -205,7 +304,7 @@ class ResUsers(models.Model):
             raise UserError(self.env._("Fill in the mailbox address, login, password and IMAP server first."))
         now = fields.Datetime.now()
         try:
-            with user._mailbox_connect() as client:
+            with self.env["cats_mail_sync.connector"]._user_imap(user) as client:
                 reader = MailboxReader(client)
                 folders = {"inbox": INBOX, "sent": reader.find_sent_folder()}
                 statuses = {role: reader.status(name) for role, name in folders.items()}
@@ -227,6 +326,11 @@ class ResUsers(models.Model):
                 for role, name in folders.items()
             ]
         )
+        if not user.mailbox_email_confirmed:
+            if user._mailbox_login_proves_address():
+                super(ResUsers, user).write({"mailbox_email_confirmed": True})
+            else:
+                user._mailbox_send_confirmation()
         user._mailbox_set_state("active", mailbox_activated_at=now, mailbox_last_sync_at=now)
         return True
 
@@ -248,7 +352,7 @@ class ResUsers(models.Model):
         user = self._mailbox_check_access()
         if user.mailbox_state != "active":
             raise UserError(self.env._("Activate the mailbox first."))
-        logged = user._mailbox_sync()
+        logged = self.env["cats_mail_sync.sync"]._sync(user)
         if logged is None:
             kind, message = (
                 "warning",
@@ -268,132 +372,6 @@ class ResUsers(models.Model):
             },
         }
 
-    @api.model
-    def _cron_sync_mailboxes(self):
-        """Scheduled action: log new mail of every active mailbox, one at a time."""
-        users = self.sudo().search([("mailbox_state", "=", "active")])
-        for user in users:
-            user._mailbox_sync()
-            user._mailbox_commit()
-
-    # ------------------------------------------------------------------
-    # Synchronization
-    # ------------------------------------------------------------------
-
-    def _mailbox_sync(self):
-        """Log this mailbox's new mail; the number logged, None when another run holds it."""
-        self.ensure_one()
-        cr = self.env.cr
-        cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, self.id))
-        if not cr.fetchone()[0]:
-            return None
-        try:
-            logged = 0
-            with self._mailbox_connect() as client:
-                reader = MailboxReader(client)
-                for folder in self.mailbox_folder_ids:
-                    logged += self._mailbox_sync_folder(reader, folder)
-            self._mailbox_set_state("active", mailbox_last_sync_at=fields.Datetime.now())
-            return logged
-        except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
-            # Work not yet committed was undone by its batch's savepoint.
-            self._mailbox_failed(error)
-            return 0
-        finally:
-            cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, self.id))
-
-    def _mailbox_sync_folder(self, reader, folder):
-        """Log the new mail of one folder, committing batch by batch."""
-        status = reader.status(folder.name)
-        rescan = status.uidvalidity != folder.uidvalidity
-        if not rescan and status.last_uid <= folder.last_uid:
-            return 0
-        reader.open(folder.name)
-        if rescan:
-            # The server renumbered the folder: look again at everything since
-            # the last good sync; logging by Message-ID keeps it once per record.
-            uids = reader.uids_since((folder.synced_at - timedelta(days=1)).date())
-        else:
-            uids = reader.uids_after(folder.last_uid)
-        logged = 0
-        for batch in batches(uids):
-            with self.env.cr.savepoint():
-                headers = reader.headers(batch)
-                if rescan:
-                    headers = [
-                        h for h in headers if not h.received or h.received >= self.mailbox_activated_at
-                    ]
-                logged += self._mailbox_log(reader, headers, with_bcc=folder.role == "sent")
-                folder.write(
-                    {
-                        "uidvalidity": status.uidvalidity,
-                        "last_uid": max(batch),
-                        "synced_at": fields.Datetime.now(),
-                    }
-                )
-            self._mailbox_commit()
-        # Everything up to the STATUS taken above has now been looked at.
-        folder.write(
-            {
-                "uidvalidity": status.uidvalidity,
-                "last_uid": max([status.last_uid, *uids]),
-                "synced_at": fields.Datetime.now(),
-            }
-        )
-        return logged
-
-    def _mailbox_log(self, reader, headers, with_bcc):
-        """Match a batch of headers, fetch the matching mails whole, log them."""
-        logger = self.env["cats_mail_sync.logger"]
-        matches = logger._match(set().union(*(h.addresses(with_bcc) for h in headers)), self)
-        own = self._mailbox_own_addresses()
-        found = {}
-        for header in headers:
-            records = list(
-                dict.fromkeys(r for a in sorted(header.addresses(with_bcc)) for r in matches.get(a, []))
-            )
-            if records:
-                found[header.uid] = (records, self._mailbox_author(header, matches, own))
-        if not found:
-            return 0
-        raw = reader.messages(list(found))
-        return logger._log(self, [(raw[uid], records, author) for uid, (records, author) in found.items()])
-
-    def _mailbox_author(self, header, matches, own):
-        for sender in sorted(header.senders):
-            if sender in own:
-                return self.partner_id
-            for record in matches.get(sender, []):
-                if record._name == "hr.candidate" and record.partner_id:
-                    return record.partner_id
-                if record._name == "res.partner":
-                    return record
-        return self.env["res.partner"]
-
-    def _mailbox_failed(self, error):
-        """Record a failed run: definitive errors and repeated trouble stop the mailbox."""
-        if isinstance(error, (IMAPClientError, OSError)):
-            error = errors.MailboxError()
-        elif not isinstance(error, errors.MailboxError):
-            _logger.exception("Synchronization of the mailbox of user %s was interrupted", self.id)
-            error = errors.SyncInterrupted()
-        failures = self.mailbox_failures + 1
-        message = self._mailbox_explain(error)
-        _logger.info("Mailbox of user %s failed (%s in a row): %s", self.id, failures, error)
-        if error.definitive or failures >= FAILURES_BEFORE_ERROR:
-            self._mailbox_set_state("error", mailbox_error=message, mailbox_failures=failures)
-            self.partner_id.sudo().message_notify(
-                partner_ids=self.partner_id.ids,
-                subject=self.env._("Your mailbox is no longer logged"),
-                body=self.env._(
-                    "Mail from your mailbox is no longer logged in Odoo: %(problem)s "
-                    "Correct the settings in My Profile (Email tab) to resume.",
-                    problem=message,
-                ),
-            )
-        else:
-            self._mailbox_set_state("active", mailbox_error=message, mailbox_failures=failures)
-
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
@@ -406,13 +384,11 @@ class ResUsers(models.Model):
 
     def _mailbox_is_configured(self):
         return bool(
-            self.mailbox_email and self.mailbox_login and self.mailbox_imap_host and self._mailbox_secret()
+            self.mailbox_email
+            and self.mailbox_login
+            and self.mailbox_imap_host
+            and self.env["cats_mail_sync.secret"]._has(self, "cats_mailbox_password")
         )
-
-    def _mailbox_secret(self):
-        self.env.cr.execute("SELECT cats_mailbox_password FROM res_users WHERE id = %s", [self.id])
-        row = self.env.cr.fetchone()
-        return row and row[0]
 
     def _mailbox_own_addresses(self):
         return {
@@ -420,25 +396,6 @@ class ResUsers(models.Model):
             for address in map(email_normalize, [self.mailbox_email, self.mailbox_login, self.email])
             if address
         }
-
-    @api.model
-    def _mailbox_ca_file(self):
-        """An extra CA bundle an administrator trusts (self-hosted servers, tests); None by default."""
-        return self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.ca_file") or None
-
-    def _mailbox_connect(self):
-        """A logged-in IMAP connection to the user's mailbox."""
-        server = connection.Server(self.mailbox_imap_host, self.mailbox_imap_port, self.mailbox_imap_security)
-        return connection.open_imap(
-            server, self.mailbox_login, self._mailbox_secret(), ca_file=self._mailbox_ca_file()
-        )
-
-    def _mailbox_connect_smtp(self):
-        """A logged-in SMTP connection to the user's outgoing server."""
-        server = connection.Server(self.mailbox_smtp_host, self.mailbox_smtp_port, self.mailbox_smtp_security)
-        return connection.open_smtp(
-            server, self.mailbox_login, self._mailbox_secret(), ca_file=self._mailbox_ca_file()
-        )
 
     def _mailbox_explain(self, error):
         """The error in the user's language."""
@@ -450,37 +407,49 @@ class ResUsers(models.Model):
         # A run that leaves the state as it was leaves the outgoing server alone.
         changed = self.sudo().filtered(lambda user: user.mailbox_state != state)
         super(ResUsers, self.sudo()).write({"mailbox_state": state, **values})
-        changed._mailbox_update_mail_server()
+        self.env["ir.mail_server"]._cats_mail_sync_update(changed)
 
-    def _mailbox_update_mail_server(self):
-        """Keep the user's outgoing mail server in step: used while the mailbox is active.
+    # ------------------------------------------------------------------
+    # The address is the recruiter's own: proven before mail is sent as it
+    # ------------------------------------------------------------------
 
-        Odoo picks it for mail whose sender is the mailbox address (``from_filter``);
-        it connects through :mod:`mailbox_client.connection` (see ir.mail_server).
-        """
-        for user in self.sudo():
-            server = user.mailbox_mail_server_id
-            wanted = user.mailbox_state == "active" and user.mailbox_smtp_host
-            if not wanted:
-                server.active = False
-                continue
-            values = {
-                "name": self.env._("Mailbox of %(name)s", name=user.name),
-                "smtp_host": user.mailbox_smtp_host,
-                "smtp_port": user.mailbox_smtp_port,
-                "smtp_encryption": user.mailbox_smtp_security,
-                "smtp_authentication": "login",
-                "smtp_user": user.mailbox_login,
-                "from_filter": user.mailbox_email,
-                "mailbox_user_id": user.id,
-                "active": True,
+    def _mailbox_login_proves_address(self):
+        """Whether a successful login proves the address: the login is the address, on a
+        server of the address's own domain (or of the provider whose domain it is)."""
+        address = self.mailbox_email
+        if email_normalize(self.mailbox_login) != address:
+            return False
+        domain = email_domain_extract(address)
+        host = (self.mailbox_imap_host or "").lower().rstrip(".")
+        return host == domain or host.endswith("." + domain) or domain in PROVIDER_DOMAINS.get(host, ())
+
+    def _mailbox_send_confirmation(self):
+        """Mail the address, through Odoo's own outgoing server, a token the sync looks for in
+        this mailbox's Inbox: it arrives there only if the address delivers into this mailbox."""
+        token = secrets.token_urlsafe(32)
+        super().write({"mailbox_confirmation_digest": digest(token)})
+        self.env["mail.mail"].sudo().create(
+            {
+                "subject": self.env._("Confirm your mailbox address for Odoo"),
+                "email_to": self.mailbox_email,
+                "message_id": f"{CONFIRMATION_PREFIX}{token}@cats-mail-sync>",
+                "body_html": self.env._(
+                    "<p>This mail confirms that %(address)s is your address. It is found in your Inbox "
+                    "by the next synchronization; there is nothing to do.</p>",
+                    address=escape(self.mailbox_email),
+                ),
+                "auto_delete": True,
             }
-            if server:
-                server.write(values)
-            else:
-                user.mailbox_mail_server_id = self.env["ir.mail_server"].create(values)
+        )
 
-    def _mailbox_commit(self):
-        """Commit a finished step of a scheduled run (never inside tests)."""
-        if not in_test_mode():
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+    def _mailbox_confirm_address(self, headers):
+        """Confirm the address when its confirmation mail is among these Inbox ``headers``."""
+        if self.mailbox_email_confirmed or not self.mailbox_confirmation_digest:
+            return
+        for header in headers:
+            if header.message_id.startswith(CONFIRMATION_PREFIX):
+                token = header.message_id[len(CONFIRMATION_PREFIX) :].split("@", 1)[0]
+                if secrets.compare_digest(digest(token), self.mailbox_confirmation_digest):
+                    super().write({"mailbox_email_confirmed": True, "mailbox_confirmation_digest": False})
+                    self.env["ir.mail_server"]._cats_mail_sync_update(self)
+                    return

@@ -1,15 +1,11 @@
 """Shared set-up: a real Dovecot over TLS, recruiters, candidates and contacts."""
 
-import sys
 from email.message import EmailMessage
 from email.utils import format_datetime
-from pathlib import Path
 
 from odoo.tests import TransactionCase, new_test_user
 
-# The test servers live in the repository's harness package, beside the addon.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from harness.dovecot import Dovecot
+from .harness.dovecot import Dovecot
 
 ANNA = "anna@recruit.example.test"
 BERT = "bert@recruit.example.test"
@@ -47,6 +43,13 @@ def make_mail(
     return mail
 
 
+def allow_local_servers(env, ca_file):
+    """Let the mailboxes reach the test servers: on loopback, under the tests' own CA."""
+    params = env["ir.config_parameter"].sudo()
+    params.set_param("cats_mail_sync.ca_file", ca_file)
+    params.set_param("cats_mail_sync.allow_private_hosts", "True")
+
+
 class MailboxCase(TransactionCase):
     """One Dovecot per test class; Anna and Bert are recruiters with a mailbox there."""
 
@@ -55,7 +58,7 @@ class MailboxCase(TransactionCase):
         super().setUpClass()
         cls.dovecot = Dovecot(PASSWORDS).start()
         cls.addClassCleanup(cls.dovecot.stop)
-        cls.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", cls.dovecot.ca_file)
+        allow_local_servers(cls.env, cls.dovecot.ca_file)
         cls.anna = cls.recruiter("anna", ANNA)
         cls.bert = cls.recruiter("bert", BERT)
         cls.candidate = cls.env["hr.candidate"].create(
@@ -110,6 +113,13 @@ class MailboxCase(TransactionCase):
             "mailbox_imap_security": "ssl",
             **settings,
         }
+
+    def sync(self, user):
+        """One synchronization of ``user``'s mailbox; the number of mails logged."""
+        return self.env["cats_mail_sync.sync"]._sync(user)
+
+    def run_cron(self):
+        self.env["cats_mail_sync.sync"]._cron()
 
     def deliver(self, user, mail, folder="INBOX", **kwargs):
         return self.dovecot.append(user.mailbox_login, folder, mail, **kwargs)

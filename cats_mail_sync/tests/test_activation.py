@@ -1,9 +1,8 @@
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from harness.dovecot import Dovecot
-
 from .common import ANNA, PASSWORDS, MailboxCase, make_mail
+from .harness.dovecot import Dovecot
 
 
 @tagged("post_install", "-at_install")
@@ -29,7 +28,7 @@ class TestActivation(MailboxCase):
             uidvalidity = client.folder_status("INBOX", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
         self.assertEqual(folders["inbox"].uidvalidity, uidvalidity)
 
-        self.assertEqual(self.anna._mailbox_sync(), 0)
+        self.assertEqual(self.sync(self.anna), 0)
         self.assertFalse(self.messages_with("<old@example.com>"))
         self.assertFalse(self.messages_with("<old-sent@x>"))
 
@@ -73,7 +72,7 @@ class TestActivation(MailboxCase):
         self.assertEqual(self.anna.mailbox_state, "inactive")
         self.assertFalse(self.anna.mailbox_folder_ids)
         self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<after-off@x>"))
-        self.env["res.users"]._cron_sync_mailboxes()
+        self.run_cron()
         self.assertFalse(self.messages_with("<after-off@x>"))
 
     def test_incomplete_settings_cannot_activate(self):
@@ -85,6 +84,6 @@ class TestActivation(MailboxCase):
     def test_cron_runs_every_ten_minutes_as_root(self):
         cron = self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")
         self.assertEqual((cron.interval_number, cron.interval_type), (10, "minutes"))
-        self.assertEqual(cron.code.strip(), "model._cron_sync_mailboxes()")
-        self.assertEqual(cron.model_id.model, "res.users")
+        self.assertEqual(cron.code.strip(), "model._cron()")
+        self.assertEqual(cron.model_id.model, "cats_mail_sync.sync")
         self.assertTrue(cron.active)

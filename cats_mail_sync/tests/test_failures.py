@@ -4,11 +4,10 @@ import odoo
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from harness.dovecot import Dovecot, free_port
-from harness.tls import authority
-
-from ..models.res_users import FAILURES_BEFORE_ERROR, LOCK_SPACE
+from ..models.cats_mail_sync_sync import FAILURES_BEFORE_ERROR, LOCK_SPACE
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
+from .harness.dovecot import Dovecot, free_port
+from .harness.tls import authority
 
 
 @tagged("post_install", "-at_install")
@@ -24,7 +23,7 @@ class TestFailures(MailboxCase):
         failures_seen = self.auth_failures()
 
         with self.assertLogs("odoo.addons.cats_mail_sync", logging.INFO) as logs:
-            self.env["res.users"]._cron_sync_mailboxes()
+            self.run_cron()
 
         self.assertEqual(self.anna.mailbox_state, "error")
         self.assertIn("refused the login name or password", self.anna.mailbox_error)
@@ -38,14 +37,14 @@ class TestFailures(MailboxCase):
         self.assertEqual(len(notice), 1)
         self.assertEqual(self.auth_failures(), failures_seen + 1)
 
-        self.env["res.users"]._cron_sync_mailboxes()
-        self.env["res.users"]._cron_sync_mailboxes()
+        self.run_cron()
+        self.run_cron()
         self.assertEqual(self.auth_failures(), failures_seen + 1, "no further login with a refused password")
 
         self.anna.write({"mailbox_password": PASSWORDS[ANNA]})
         self.assertEqual(self.anna.mailbox_state, "active")
         self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<resumed@x>"))
-        self.env["res.users"]._cron_sync_mailboxes()
+        self.run_cron()
         self.assertEqual(len(self.logged(self.candidate, "<resumed@x>")), 1)
         self.assertFalse(self.anna.mailbox_error)
 
@@ -59,11 +58,11 @@ class TestFailures(MailboxCase):
         self.anna.action_mailbox_activate()
         self.anna.write({"mailbox_imap_port": free_port()})  # nothing listens there
         for run in range(1, FAILURES_BEFORE_ERROR):
-            self.env["res.users"]._cron_sync_mailboxes()
+            self.run_cron()
             self.assertEqual(self.anna.mailbox_state, "active", f"run {run}")
             self.assertEqual(self.anna.mailbox_failures, run)
-            self.assertIn("refused the connection", self.anna.mailbox_error)
-        self.env["res.users"]._cron_sync_mailboxes()
+            self.assertIn("No mail server answered", self.anna.mailbox_error)
+        self.run_cron()
         self.assertEqual(self.anna.mailbox_state, "error")
 
     def test_one_broken_mailbox_does_not_stop_the_others(self):
@@ -72,7 +71,7 @@ class TestFailures(MailboxCase):
         self.anna.write({"mailbox_password": "wrong"})
         self.deliver(self.bert, make_mail("carla.candidate@example.com", BERT, message_id="<for-bert@x>"))
 
-        self.env["res.users"]._cron_sync_mailboxes()
+        self.run_cron()
 
         self.assertEqual(self.anna.mailbox_state, "error")
         self.assertEqual(self.bert.mailbox_state, "active")
@@ -84,7 +83,7 @@ class TestFailures(MailboxCase):
         other_worker = odoo.sql_db.db_connect(self.env.cr.dbname).cursor()
         try:
             other_worker.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_SPACE, self.anna.id))
-            self.assertIsNone(self.anna._mailbox_sync())
+            self.assertIsNone(self.sync(self.anna))
             notice = self.anna.with_user(self.anna).action_mailbox_sync()["params"]
             self.assertEqual(notice["type"], "warning")
             self.assertIn("being synchronized right now", notice["message"])
@@ -92,7 +91,7 @@ class TestFailures(MailboxCase):
         finally:
             other_worker.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, self.anna.id))
             other_worker.close()
-        self.assertEqual(self.anna._mailbox_sync(), 1)
+        self.assertEqual(self.sync(self.anna), 1)
 
     def test_untrusted_certificate_is_refused(self):
         self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", False)

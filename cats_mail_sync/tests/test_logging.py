@@ -39,7 +39,7 @@ class TestLogging(MailboxCase):
         )
         self.deliver(self.anna, mail)
 
-        self.assertEqual(self.anna._mailbox_sync(), 1)
+        self.assertEqual(self.sync(self.anna), 1)
 
         for record in (self.candidate, self.application, self.client_contact):
             message = self.logged(record, "<in-1@example.com>")
@@ -71,7 +71,7 @@ class TestLogging(MailboxCase):
         )
         self.deliver(self.anna, mail, "Sent")
 
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
 
         message = self.logged(self.candidate, "<out-1@recruit>")
         self.assertEqual(message.author_id, self.anna.partner_id)
@@ -85,7 +85,7 @@ class TestLogging(MailboxCase):
             message_id="<in-bcc@x>",
         )
         self.deliver(self.anna, mail)
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         self.assertFalse(self.messages_with("<in-bcc@x>"))
 
     def test_unmatched_mail_is_never_stored(self):
@@ -98,7 +98,7 @@ class TestLogging(MailboxCase):
         uid = self.deliver(self.anna, mail)
         attachments_before = self.env["ir.attachment"].search_count([("name", "=", "secret.pdf")])
 
-        self.assertEqual(self.anna._mailbox_sync(), 0)
+        self.assertEqual(self.sync(self.anna), 0)
 
         self.assertFalse(self.messages_with("<unrelated@x>"))
         self.assertEqual(
@@ -109,7 +109,7 @@ class TestLogging(MailboxCase):
     def test_own_address_internal_users_and_candidate_partner_are_not_contacts(self):
         mail = make_mail(ANNA, [BERT, "carla.candidate@example.com"], message_id="<team@x>")
         self.deliver(self.anna, mail, "Sent")
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         logged = self.messages_with("<team@x>")
         self.assertEqual(
             sorted((m.model, m.res_id) for m in logged),
@@ -121,12 +121,12 @@ class TestLogging(MailboxCase):
             {"name": "Agency", "email": "desk@agency.example.com; Jobs@Agency.example.com"}
         )
         self.deliver(self.anna, make_mail("jobs@agency.example.com", ANNA, message_id="<agency@x>"))
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         self.assertEqual(len(self.logged(agency, "<agency@x>")), 1)
 
     def test_no_flag_changes_on_the_server(self):
         uid = self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<flags@x>"))
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         self.assertEqual(len(self.logged(self.candidate, "<flags@x>")), 1)
         with self.dovecot.client(ANNA) as client:
             client.select_folder("INBOX", readonly=True)
@@ -141,7 +141,7 @@ class TestLogging(MailboxCase):
                 "carla.candidate@example.com", [ANNA, "chris@client.example.com"], message_id="<quiet@x>"
             ),
         )
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         messages = self.messages_with("<quiet@x>")
         self.assertEqual(len(messages), 3)
         self.assertFalse(self.env["mail.notification"].search([("mail_message_id", "in", messages.ids)]))
@@ -150,8 +150,8 @@ class TestLogging(MailboxCase):
 
     def test_second_run_logs_nothing_new(self):
         self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<again@x>"))
-        self.assertEqual(self.anna._mailbox_sync(), 1)
-        self.assertEqual(self.anna._mailbox_sync(), 0)
+        self.assertEqual(self.sync(self.anna), 1)
+        self.assertEqual(self.sync(self.anna), 0)
         self.assertEqual(len(self.messages_with("<again@x>")), 2)  # candidate + ongoing application
 
     def test_same_mail_in_inbox_sent_and_two_mailboxes_logged_once_per_record(self):
@@ -161,7 +161,7 @@ class TestLogging(MailboxCase):
         self.deliver(self.anna, mail, "INBOX")
         self.deliver(self.bert, mail, "INBOX")
 
-        self.env["res.users"]._cron_sync_mailboxes()
+        self.run_cron()
 
         self.assertEqual(len(self.logged(self.candidate, "<shared@x>")), 1)
         self.assertEqual(len(self.logged(self.application, "<shared@x>")), 1)
@@ -180,12 +180,12 @@ class TestLogging(MailboxCase):
                 raise RuntimeError("worker killed")
 
         with patch.object(logger, "_post", post_then_crash):
-            self.assertEqual(self.anna._mailbox_sync(), 0)
+            self.assertEqual(self.sync(self.anna), 0)
         self.assertFalse(self.messages_with("<crash@x>"))
         self.assertEqual(self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "inbox").last_uid, 0)
         self.assertIn("interrupted", self.anna.mailbox_error)
 
-        self.assertEqual(self.anna._mailbox_sync(), 1)
+        self.assertEqual(self.sync(self.anna), 1)
         self.assertEqual(len(self.logged(self.candidate, "<crash@x>")), 1)
         self.assertEqual(len(self.logged(self.application, "<crash@x>")), 1)
         self.assertFalse(self.anna.mailbox_error)
@@ -193,7 +193,7 @@ class TestLogging(MailboxCase):
     def test_uidvalidity_change_neither_duplicates_nor_skips(self):
         before = make_mail(ANNA, "carla.candidate@example.com", message_id="<before-reset@x>")
         self.deliver(self.anna, before, "Sent")
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         self.assertEqual(len(self.logged(self.candidate, "<before-reset@x>")), 1)
         sent = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "sent")
         old_uidvalidity = sent.uidvalidity
@@ -215,7 +215,7 @@ class TestLogging(MailboxCase):
             self.anna, make_mail(ANNA, "carla.candidate@example.com", message_id="<during-reset@x>"), "Sent"
         )
 
-        self.assertEqual(self.anna._mailbox_sync(), 1)
+        self.assertEqual(self.sync(self.anna), 1)
 
         self.assertNotEqual(sent.uidvalidity, old_uidvalidity)
         self.assertEqual(sent.last_uid, 3)
@@ -230,7 +230,7 @@ class TestLogging(MailboxCase):
             b"Content-Type: text/plain; charset=x-unknown-charset\r\n\r\nHello \xff\xfe world\r\n"
         )
         self.deliver(self.anna, raw)
-        self.assertEqual(self.anna._mailbox_sync(), 1)
+        self.assertEqual(self.sync(self.anna), 1)
         message = self.logged(self.candidate, "<odd@x>")
         self.assertEqual(len(message), 1)
         self.assertTrue(message.body)
@@ -238,9 +238,9 @@ class TestLogging(MailboxCase):
     def test_mail_without_message_id_logged_once_over_runs(self):
         raw = make_mail("carla.candidate@example.com", ANNA, subject="No id").as_bytes()
         self.deliver(self.anna, raw)
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         self.deliver(self.anna, raw, "Sent")
-        self.anna._mailbox_sync()
+        self.sync(self.anna)
         logged = self.logged(self.candidate)
         self.assertEqual(len(logged), 1)
         self.assertTrue(logged.message_id.endswith("@cats-mail-sync>"))

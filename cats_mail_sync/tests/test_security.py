@@ -1,8 +1,15 @@
-from odoo.exceptions import AccessError
+import socket
+from unittest.mock import patch
+
+from odoo import modules
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 
+from odoo.addons.base.models.ir_mail_server import MailDeliveryException
+
 from ..models.res_users import MAILBOX_READABLE_FIELDS
-from .common import ANNA, PASSWORDS, MailboxCase
+from .common import ANNA, BERT, PASSWORDS, MailboxCase
+from .harness.dovecot import free_port
 
 
 @tagged("post_install", "-at_install")
@@ -70,4 +77,202 @@ class TestSecurity(MailboxCase):
             {"mailbox_password": "typed-just-now"}, {"mailbox_password": {}, "mailbox_state": {}}
         )
         self.assertFalse(saved[0]["mailbox_password"])
-        self.assertEqual(self.anna.sudo()._mailbox_secret(), "typed-just-now")
+        self.assertEqual(self.anna.sudo()._mailbox_password(), "typed-just-now")
+
+
+@tagged("post_install", "-at_install")
+class TestTheAddressIsYourOwn(MailboxCase):
+    def test_hostile_addresses_are_refused(self):
+        anna = self.anna.with_user(self.anna)
+        hostile = [
+            "boss@recruit.example.test,recruit.example.test",
+            "recruit.example.test",
+            "@recruit.example.test",
+            "Boss <boss@recruit.example.test>",
+            "a@recruit.example.test; b@recruit.example.test",
+            "anna@recruit.example.test\nbcc@evil.example",
+            BERT,  # a colleague's
+            BERT.upper(),
+            self.env.company.email or "",
+        ]
+        self.env.company.email = "info@recruit.example.test"
+        hostile[-1] = "info@recruit.example.test"
+        for value in hostile:
+            with self.subTest(value=value), self.assertRaises(ValidationError), self.env.cr.savepoint():
+                anna.write({"mailbox_email": value})
+        anna.write({"mailbox_email": "  Anna@Recruit.Example.Test "})
+        self.assertEqual(self.anna.mailbox_email, ANNA)
+
+    def test_a_recruiter_s_server_carries_only_their_own_mail(self):
+        self.anna.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": 465})
+        self.anna.action_mailbox_activate()
+        self.env["ir.mail_server"]._cats_mail_sync_update(self.anna)
+        self.assertFalse(self.anna.mailbox_mail_server_id.active, "not before the address is proven")
+        super(type(self.anna), self.anna).write({"mailbox_email_confirmed": True})
+        self.env["ir.mail_server"]._cats_mail_sync_update(self.anna)
+        server = self.anna.mailbox_mail_server_id
+        self.assertTrue(server.active)
+        self.env["ir.mail_server"].search([("id", "!=", server.id)]).active = False
+        servers = self.env["ir.mail_server"]
+        self.assertEqual(servers._find_mail_server(ANNA)[0], server)
+        for sender in (BERT, "boss@recruit.example.test", "notifications@recruit.example.test", False):
+            found = servers._find_mail_server(sender)[0]
+            self.assertNotEqual(found, server, f"{sender} must not leave through Anna's server")
+        with patch.object(modules.module, "current_test", False), self.assertRaises(MailDeliveryException):
+            servers.connect(mail_server_id=server.id, smtp_from=BERT)
+
+
+@tagged("post_install", "-at_install")
+class TestNoSecretOverAnyRoute(MailboxCase):
+    SECRET = "Typed-Secret-9876"
+
+    def assertNoSecret(self, call):
+        try:
+            result = call()
+        except (AccessError, UserError):
+            return
+        self.assertNotIn(self.SECRET, repr(result))
+
+    def test_the_password_reads_back_nowhere(self):
+        self.anna.write({"mailbox_password": self.SECRET})
+        colleague = new_test_user(self.env, login="colleague", groups="base.group_user")
+        portal = new_test_user(self.env, login="portal", groups="base.group_portal")
+        for who in (self.anna, colleague, portal, self.env.ref("base.user_admin")):
+            users = self.env["res.users"].with_user(who)
+            anna = self.anna.with_user(who)
+            routes = {
+                "read": lambda anna=anna: anna.read(["mailbox_password", "mailbox_login"]),
+                "search_read": lambda users=users: users.search_read([("id", "=", self.anna.id)]),
+                "web_read": lambda anna=anna: anna.web_read({"mailbox_password": {}}),
+                "web_search_read": lambda users=users: users.web_search_read(
+                    [("id", "=", self.anna.id)], {"mailbox_password": {}, "mailbox_state": {}}
+                ),
+                "export_data": lambda anna=anna: anna.export_data(["mailbox_password", "mailbox_login"]),
+                "onchange": lambda users=users: users.onchange(
+                    {"mailbox_password": self.SECRET}, [], {"mailbox_password": {}}
+                ),
+                "fields_get": lambda users=users: users.fields_get(),
+                "default_get": lambda users=users: users.default_get(["mailbox_password"]),
+            }
+            for name, call in routes.items():
+                with self.subTest(user=who.login, route=name):
+                    if name == "onchange":
+                        # What the caller typed themselves may come back; nobody else's.
+                        continue
+                    self.assertNoSecret(call)
+        self.assertEqual(self.anna._mailbox_password(), self.SECRET)
+
+    def test_the_assistant_is_its_creator_s_alone_and_never_sends_the_password_back(self):
+        setup = self.env["cats_mail_sync.setup"].with_user(self.anna).create({"email": ANNA})
+        saved = setup.web_save({"password": self.SECRET}, {"password": {}, "email": {}})
+        self.assertNotIn(self.SECRET, repr(saved))
+        self.assertNotIn(self.SECRET, repr(setup.read()))
+        self.assertNotIn(self.SECRET, repr(setup.web_read({"password": {}})))
+        self.assertEqual(setup._password(), self.SECRET)
+        self.env.cr.execute("SELECT cats_password FROM cats_mail_sync_setup WHERE id = %s", [setup.id])
+        self.assertNotIn(self.SECRET, self.env.cr.fetchone()[0], "kept encrypted")
+
+        colleague = new_test_user(self.env, login="colleague", groups="base.group_user")
+        setups = self.env["cats_mail_sync.setup"].with_user(colleague)
+        self.assertFalse(setups.search([]))
+        with self.assertRaises(AccessError):
+            setup.with_user(colleague).read(["email"])
+        with self.assertRaises(AccessError):
+            setup.with_user(colleague).write({"imap_host": "evil.example"})
+        with self.assertRaises(AccessError):
+            setup.with_user(colleague).action_test()
+
+        # Typed passwords are forgotten once no longer needed.
+        self.env.cr.execute(
+            "UPDATE cats_mail_sync_setup SET write_date = now() - interval '2 hours' WHERE id = %s",
+            [setup.id],
+        )
+        self.env["cats_mail_sync.setup"]._forget_old_passwords()
+        self.assertFalse(self.env["cats_mail_sync.secret"]._has(setup, "cats_password"))
+
+
+@tagged("post_install", "-at_install")
+class TestNoProbingOfTheNetwork(MailboxCase):
+    def test_private_hosts_are_refused_unless_an_administrator_allows_them(self):
+        self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.allow_private_hosts", "False")
+        with self.assertRaisesRegex(UserError, "private or local network"):
+            self.anna.action_mailbox_activate()
+        setup = (
+            self.env["cats_mail_sync.setup"]
+            .with_user(self.anna)
+            .create(
+                {
+                    "email": ANNA,
+                    "login": ANNA,
+                    "password": PASSWORDS[ANNA],
+                    "imap_host": "127.0.0.1",
+                    "imap_port": 22,
+                    "imap_security": "ssl",
+                }
+            )
+        )
+        setup.action_test()
+        self.assertIn("private or local network", setup.test_result)
+        self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.allow_private_hosts", "True")
+        self.anna.action_mailbox_activate()
+        self.assertEqual(self.anna.mailbox_state, "active")
+
+    def test_an_open_port_and_a_closed_one_look_the_same(self):
+        setup = (
+            self.env["cats_mail_sync.setup"]
+            .with_user(self.anna)
+            .create(
+                {
+                    "email": ANNA,
+                    "login": ANNA,
+                    "password": "x",
+                    "imap_host": "localhost",
+                    "imap_security": "ssl",
+                }
+            )
+        )
+        texts = []
+        with socket.socket() as listening:  # an open port that speaks no mail
+            listening.bind(("127.0.0.1", 0))
+            listening.listen()
+            for port in (listening.getsockname()[1], free_port()):
+                setup.imap_port = port
+                setup.action_test()
+                texts.append(setup.test_result.replace(str(port), "PORT"))
+        self.assertEqual(texts[0], texts[1])
+
+    def test_tries_are_limited_per_user(self):
+        self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.tries_per_hour", "2")
+        setup = (
+            self.env["cats_mail_sync.setup"]
+            .with_user(self.anna)
+            .create(
+                {
+                    "email": ANNA,
+                    "login": ANNA,
+                    "password": "x",
+                    "imap_host": "localhost",
+                    "imap_port": free_port(),
+                }
+            )
+        )
+        setup.action_test()
+        setup.action_test()
+        with self.assertRaisesRegex(UserError, "wait a while"):
+            setup.action_test()
+        with self.assertRaisesRegex(UserError, "wait a while"):
+            setup.action_detect()
+        other = (
+            self.env["cats_mail_sync.setup"]
+            .with_user(self.bert)
+            .create(
+                {
+                    "email": BERT,
+                    "login": BERT,
+                    "password": "x",
+                    "imap_host": "localhost",
+                    "imap_port": free_port(),
+                }
+            )
+        )
+        other.action_test()  # Bert has tries of his own

@@ -6,11 +6,10 @@ from odoo import modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from harness.dns_server import DnsServer
-from harness.dovecot import Dovecot
-from harness.smtp_server import SMTPTestServer
-
-from .common import ANNA, PASSWORDS, MailboxCase
+from .common import ANNA, PASSWORDS, MailboxCase, allow_local_servers, make_mail
+from .harness.dns_server import DnsServer
+from .harness.dovecot import Dovecot
+from .harness.smtp_server import SMTPTestServer
 
 TESS = "tess@recruit.example.test"
 TESS_PASSWORD = "tess-Secret-44"
@@ -40,7 +39,12 @@ class TestSetup(MailboxCase):
 
     def setUp(self):
         super().setUp()
-        options = {"resolver": self.dns.resolver(), "ca_file": self.dovecot.ca_file, "timeout": 1.0}
+        options = {
+            "resolver": self.dns.resolver(),
+            "ca_file": self.dovecot.ca_file,
+            "timeout": 1.0,
+            "allow_private": True,
+        }
         patcher = patch.object(wizard_class(self.env), "_discovery_options", lambda _self: options)
         patcher.start()
         self.addCleanup(patcher.stop)
@@ -144,25 +148,39 @@ class TestSetup(MailboxCase):
         setup.action_save()
         self.assertEqual(self.anna.mailbox_imap_port, self.dovecot.ssl_port)
         self.assertEqual(self.anna.mailbox_smtp_port, self.smtp.ssl_port)
-        self.assertEqual(self.anna.sudo()._mailbox_secret(), "new-Secret")
+        self.assertEqual(self.anna.sudo()._mailbox_password(), "new-Secret")
         self.assertFalse(setup.password, "the assistant forgets the password once saved")
 
     def test_the_saved_password_of_another_user_cannot_be_borrowed(self):
-        setup = self.setup_for(
-            self.anna,
-            user_id=self.bert.id,
-            step="settings",
-            login="x",
-            imap_host="localhost",
-            imap_port=self.dovecot.ssl_port,
-        )
         with self.assertRaises(AccessError):
-            setup.action_test()
+            self.setup_for(
+                self.anna,
+                user_id=self.bert.id,
+                step="settings",
+                login="x",
+                imap_host="localhost",
+                imap_port=self.dovecot.ssl_port,
+            )
+        own = self.setup_for(self.anna, step="settings", imap_host="localhost")
+        with self.assertRaises(UserError):
+            own.write({"user_id": self.bert.id})
 
-    def test_outgoing_mail_server_follows_the_mailbox(self):
+    def test_outgoing_mail_server_only_once_the_address_is_proven(self):
         self.anna.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": self.smtp.ssl_port})
         self.assertFalse(self.anna.mailbox_mail_server_id)
         self.anna.action_mailbox_activate()
+        # localhost is no server of recruit.example.test: the login alone proves nothing.
+        self.assertFalse(self.anna.mailbox_email_confirmed)
+        self.assertFalse(self.anna.mailbox_mail_server_id.active)
+        self.assertNotIn(self.anna.mailbox_mail_server_id, self.env["ir.mail_server"]._find_mail_server(ANNA))
+        confirmation = self.env["mail.mail"].search([("email_to", "=", ANNA)])
+        self.assertEqual(len(confirmation), 1)
+        self.assertFalse(confirmation.mail_server_id)
+
+        # It arrives in Anna's Inbox: her mailbox proves the address.
+        self.deliver(self.anna, confirmation_as_delivered(confirmation))
+        self.sync(self.anna)
+        self.assertTrue(self.anna.mailbox_email_confirmed)
         server = self.anna.mailbox_mail_server_id
         self.assertEqual(
             (server.from_filter, server.smtp_host, server.smtp_port), (ANNA, "localhost", self.smtp.ssl_port)
@@ -171,6 +189,36 @@ class TestSetup(MailboxCase):
         self.assertEqual(self.env["ir.mail_server"]._find_mail_server(ANNA)[0], server)
         self.anna.action_mailbox_deactivate()
         self.assertFalse(server.active)
+
+    def test_a_forged_confirmation_proves_nothing(self):
+        self.anna.action_mailbox_activate()
+        forged = make_mail("x@x.example", ANNA, message_id="<cats-mail-sync-confirm.guessed@cats-mail-sync>")
+        self.deliver(self.anna, forged)
+        self.sync(self.anna)
+        self.assertFalse(self.anna.mailbox_email_confirmed)
+
+    def test_a_login_proves_the_address_on_the_domain_s_own_server(self):
+        cases = [
+            ("anna@agency.nl", "anna@agency.nl", "imap.agency.nl", True),
+            ("anna@agency.nl", "anna@agency.nl", "agency.nl", True),
+            ("anna@gmail.com", "anna@gmail.com", "imap.gmail.com", True),
+            ("anna@agency.nl", "anna@agency.nl", "imap.gmail.com", False),
+            ("boss@agency.nl", "boss@agency.nl", "imap.attacker.example", False),
+            ("boss@agency.nl", "boss@agency.nl", "agency.nl.attacker.example", False),
+            ("anna@agency.nl", "anna2@agency.nl", "imap.agency.nl", False),
+        ]
+        for address, login, host, proven in cases:
+            user = self.env["res.users"].new(
+                {"mailbox_email": address, "mailbox_login": login, "mailbox_imap_host": host}
+            )
+            self.assertEqual(user._mailbox_login_proves_address(), proven, (address, login, host))
+
+
+def confirmation_as_delivered(mail):
+    """The confirmation mail as it lands in a mailbox."""
+    return make_mail(
+        "notifications@company.example", mail.email_to, subject=mail.subject, message_id=mail.message_id
+    )
 
 
 @tagged("post_install", "-at_install")
@@ -186,7 +234,7 @@ class TestSetupTour(HttpCase):
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
         cls.dns = DnsServer(srv_records(cls.dovecot.ssl_port, cls.smtp.ssl_port)).__enter__()
         cls.addClassCleanup(cls.dns.__exit__, None, None, None)
-        cls.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", cls.dovecot.ca_file)
+        allow_local_servers(cls.env, cls.dovecot.ca_file)
         cls.tess = new_test_user(
             cls.env,
             tz="Europe/Amsterdam",
@@ -201,12 +249,23 @@ class TestSetupTour(HttpCase):
 
     def test_recruiter_sets_up_the_mailbox_in_the_browser_then_mail_leaves_through_their_smtp(self):
         self.assertFalse(self.tess.has_group("base.group_system"))
-        options = {"resolver": self.dns.resolver(), "ca_file": self.dovecot.ca_file, "timeout": 1.0}
+        options = {
+            "resolver": self.dns.resolver(),
+            "ca_file": self.dovecot.ca_file,
+            "timeout": 1.0,
+            "allow_private": True,
+        }
         with patch.object(wizard_class(self.env), "_discovery_options", lambda _self: options):
             self.start_tour("/odoo", "cats_mail_sync_setup_tour", login="tess", timeout=120)
 
         self.assertEqual(self.tess.mailbox_state, "active")
         self.assertEqual(self.tess.email, TESS)
+        # The confirmation mail reaches Tess's Inbox; the next sync proves her address.
+        self.assertFalse(self.tess.mailbox_email_confirmed)
+        confirmation = self.env["mail.mail"].search([("email_to", "=", TESS)])
+        self.dovecot.append(TESS, "INBOX", confirmation_as_delivered(confirmation))
+        self.env["cats_mail_sync.sync"]._sync(self.tess)
+        self.assertTrue(self.tess.mailbox_email_confirmed)
 
         candidate = self.candidate.with_user(self.tess)
         with patch.object(modules.module, "current_test", False):

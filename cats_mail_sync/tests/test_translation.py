@@ -43,7 +43,8 @@ class TestDutch(TransactionCase):
         user = self.env["res.users"].create({"name": "Daan", "login": "daan", "lang": "nl_NL"})
         message = user._mailbox_explain(errors.AuthenticationFailed())
         self.assertEqual(message, self.dutch[errors.AuthenticationFailed.message])
-        refused = user._mailbox_explain(errors.ConnectionRefused(host="imap.example.nl", port=993))
+        unreachable = user._mailbox_explain(errors.ServerUnreachable(host="imap.example.nl", port=993))
         self.assertEqual(
-            refused, self.dutch[errors.ConnectionRefused.message] % {"host": "imap.example.nl", "port": 993}
+            unreachable,
+            self.dutch[errors.ServerUnreachable.message] % {"host": "imap.example.nl", "port": 993},
         )

@@ -42,7 +42,11 @@ class CatsMailSyncSetup(models.TransientModel):
     needs_confirmation = fields.Boolean(readonly=True)
     confirmed = fields.Boolean("I trust these servers")
     login = fields.Char()
-    password = fields.Char(help="Leave empty to keep the password saved before.")
+    password = fields.Char(
+        compute="_compute_password",
+        inverse="_inverse_password",
+        help="Leave empty to keep the password typed or saved before.",
+    )
     imap_host = fields.Char("IMAP server")
     imap_port = fields.Integer("IMAP port", default=993)
     imap_security = fields.Selection(SECURITY, "IMAP security", default="ssl", required=True)
@@ -50,6 +54,46 @@ class CatsMailSyncSetup(models.TransientModel):
     smtp_port = fields.Integer("SMTP port", default=465)
     smtp_security = fields.Selection(SECURITY, "SMTP security", default="ssl", required=True)
     test_result = fields.Html("Connection test", readonly=True, sanitize=True)
+
+    def init(self):
+        super().init()
+        # What is typed here is kept encrypted, out of reach of any read (see
+        # cats_mail_sync.secret), until it is saved or no longer needed.
+        self.env.cr.execute("ALTER TABLE cats_mail_sync_setup ADD COLUMN IF NOT EXISTS cats_password varchar")
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        setups = super().create(vals_list)
+        # An assistant configures its creator's mailbox, or any for an administrator.
+        for setup in setups:
+            setup.user_id._mailbox_check_access()
+        return setups
+
+    def write(self, vals):
+        if "user_id" in vals:
+            raise UserError(_("An assistant configures one mailbox; open a new one for another."))
+        return super().write(vals)
+
+    def _compute_password(self):
+        self.password = False
+
+    def _inverse_password(self):
+        for setup in self:
+            if setup.password:
+                self.env["cats_mail_sync.secret"]._put(setup, "cats_password", setup.password)
+        # Forget the typed value, or this request's answer would carry it back.
+        self.invalidate_recordset(["password"])
+
+    @api.model
+    def _forget_old_passwords(self):
+        """Typed passwords are kept for the time it takes to set a mailbox up, not longer."""
+        self.env.cr.execute(
+            """
+            UPDATE cats_mail_sync_setup SET cats_password = NULL
+             WHERE cats_password IS NOT NULL
+               AND write_date < now() at time zone 'UTC' - interval '30 minutes'
+            """
+        )
 
     @api.depends("provider")
     def _compute_provider_note(self):
@@ -85,6 +129,7 @@ class CatsMailSyncSetup(models.TransientModel):
     def action_detect(self):
         """Step 1 -> 2: look for the settings; on failure the manual form opens pre-filled."""
         self.ensure_one()
+        self.env["cats_mail_sync.connector"]._count_try()
         detection = discovery.discover(self.email, self.provider, **self._discovery_options())
         steps = Markup("").join(
             Markup("<li><b>%s:</b> %s</li>")
@@ -130,8 +175,9 @@ class CatsMailSyncSetup(models.TransientModel):
     def action_test(self):
         """Log in to IMAP (Inbox and Sent found) and SMTP (TLS and AUTH, no mail sent)."""
         self.ensure_one()
-        if not self._password():
+        if not self._has_password():
             raise UserError(_("Fill in your password first."))
+        self.env["cats_mail_sync.connector"]._count_try()
         results = [self._test_imap()]
         if self.smtp_host:
             results.append(self._test_smtp())
@@ -153,7 +199,7 @@ class CatsMailSyncSetup(models.TransientModel):
                     'IT department, then tick "I trust these servers".'
                 )
             )
-        if not self._password():
+        if not self._has_password():
             raise UserError(_("Fill in your password."))
         values = {
             "email": self.email,
@@ -166,10 +212,11 @@ class CatsMailSyncSetup(models.TransientModel):
             "mailbox_smtp_port": self.smtp_port,
             "mailbox_smtp_security": self.smtp_security,
         }
-        if self.password:
-            values["mailbox_password"] = self.password
+        store = self.env["cats_mail_sync.secret"]
+        if store._has(self, "cats_password"):
+            values["mailbox_password"] = self._password()
         self.user_id.write(values)
-        self.password = False
+        store._put(self, "cats_password", False)
         # Preferences open in a dialog, which this assistant replaced: open it
         # again. The hr "My Profile" page is still there and reloads on close.
         profile = dict(self.env["res.users"].action_get(), res_id=self.env.uid)
@@ -181,30 +228,32 @@ class CatsMailSyncSetup(models.TransientModel):
 
     def _discovery_options(self):
         """Keyword arguments of :func:`discovery.discover` (tests point them at local servers)."""
-        return {"ca_file": self.env["res.users"]._mailbox_ca_file()}
+        return self.env["cats_mail_sync.connector"]._options()
+
+    def _has_password(self):
+        store = self.env["cats_mail_sync.secret"]
+        return store._has(self, "cats_password") or store._has(self.user_id.sudo(), "cats_mailbox_password")
 
     def _password(self):
         """The password typed here, or else the one saved (only ever the current user's own)."""
-        return self.password or self.user_id._mailbox_check_access()._mailbox_secret()
+        typed = self.env["cats_mail_sync.secret"]._get(self, "cats_password")
+        return typed or self.user_id._mailbox_check_access()._mailbox_password()
 
     def _test_imap(self):
+        connector = self.env["cats_mail_sync.connector"]
         try:
             server = connection.Server(self.imap_host, self.imap_port, self.imap_security)
-            with connection.open_imap(
-                server, self.login, self._password(), ca_file=self.env["res.users"]._mailbox_ca_file()
-            ) as client:
+            with connector._imap(server, self.login, self._password()) as client:
                 sent = MailboxReader(client).find_sent_folder()
         except errors.MailboxError as error:
             return False, _("IMAP: %s", self.user_id._mailbox_explain(error))
         return True, _("IMAP: signed in; found Inbox and your Sent folder (%s).", sent)
 
     def _test_smtp(self):
+        connector = self.env["cats_mail_sync.connector"]
         try:
             server = connection.Server(self.smtp_host, self.smtp_port, self.smtp_security)
-            smtp = connection.open_smtp(
-                server, self.login, self._password(), ca_file=self.env["res.users"]._mailbox_ca_file()
-            )
-            smtp.quit()
+            connector._smtp(server, self.login, self._password()).quit()
         except errors.MailboxError as error:
             return False, _("SMTP: %s", self.user_id._mailbox_explain(error))
         return True, _("SMTP: signed in over an encrypted connection (no mail was sent).")

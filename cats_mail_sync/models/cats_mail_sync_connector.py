@@ -1,0 +1,81 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import str2bool
+
+from ..mailbox_client import connection
+
+# How many connection tests and detections one user may start per hour.
+DEFAULT_TRIES_PER_HOUR = 20
+
+
+class CatsMailSyncConnector(models.AbstractModel):
+    """Connections to recruiters' mail servers, under this database's rules.
+
+    Which CA bundles are trusted, whether servers on private networks may be
+    reached (an administrator's choice, off by default), and how often a user
+    may try settings out. :mod:`mailbox_client.connection` makes the connection.
+    """
+
+    _name = "cats_mail_sync.connector"
+    _description = "Mailbox connections"
+
+    @api.model
+    def _options(self):
+        """Keyword arguments of every connection and detection."""
+        params = self.env["ir.config_parameter"].sudo()
+        return {
+            "ca_file": params.get_param("cats_mail_sync.ca_file") or None,
+            "allow_private": str2bool(params.get_param("cats_mail_sync.allow_private_hosts") or "0"),
+        }
+
+    @api.model
+    def _imap(self, server, login, password):
+        """A logged-in IMAP connection; raises :class:`errors.MailboxError`."""
+        return connection.open_imap(server, login, password, **self._options())
+
+    @api.model
+    def _smtp(self, server, login, password):
+        """A logged-in SMTP connection; raises :class:`errors.MailboxError`."""
+        return connection.open_smtp(server, login, password, **self._options())
+
+    @api.model
+    def _user_imap(self, user):
+        server = connection.Server(user.mailbox_imap_host, user.mailbox_imap_port, user.mailbox_imap_security)
+        return self._imap(server, user.mailbox_login, user._mailbox_password())
+
+    @api.model
+    def _user_smtp(self, user):
+        server = connection.Server(user.mailbox_smtp_host, user.mailbox_smtp_port, user.mailbox_smtp_security)
+        return self._smtp(server, user.mailbox_login, user._mailbox_password())
+
+    @api.model
+    def _count_try(self):
+        """Count a connection test or detection of the current user; refuse past the hourly limit."""
+        limit = int(
+            self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.tries_per_hour")
+            or DEFAULT_TRIES_PER_HOUR
+        )
+        tries = self.env["cats_mail_sync.try"].sudo()
+        since = fields.Datetime.subtract(fields.Datetime.now(), hours=1)
+        if tries.search_count([("user_id", "=", self.env.uid), ("create_date", ">=", since)]) >= limit:
+            raise UserError(
+                self.env._(
+                    "You tried %(count)s times in the last hour; wait a while before trying again.",
+                    count=limit,
+                )
+            )
+        tries.create({"user_id": self.env.uid})
+
+
+class CatsMailSyncTry(models.Model):
+    """One connection test or detection a user started (rate limit); kept for a day."""
+
+    _name = "cats_mail_sync.try"
+    _description = "Mailbox connection try"
+    _log_access = True
+
+    user_id = fields.Many2one("res.users", required=True, ondelete="cascade", index=True)
+
+    @api.autovacuum
+    def _gc_old_tries(self):
+        self.search([("create_date", "<", fields.Datetime.subtract(fields.Datetime.now(), days=1))]).unlink()

@@ -1,0 +1,146 @@
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user, tagged
+
+from .common import ANNA, BERT, MailboxCase, make_mail
+
+PDF = b"%PDF-1.4 offer for Chris"
+
+
+@tagged("post_install", "-at_install")
+class TestPrivacy(MailboxCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.anna.action_mailbox_activate()
+        cls.colleague_contact = (
+            cls.env["hr.employee"]
+            .create({"name": "Eva Employee", "work_email": "eva@recruit.example.test"})
+            .work_contact_id
+        )
+        cls.company_contact = cls.env["res.partner"].create(
+            {
+                "name": "Reception",
+                "email": "reception@recruit.example.test",
+                "parent_id": cls.env.company.partner_id.id,
+            }
+        )
+        cls.env.company.partner_id.email = "office@recruit.example.test"
+
+    def test_mail_among_colleagues_is_never_logged(self):
+        for number, other in enumerate(
+            [
+                BERT,
+                "eva@recruit.example.test",
+                "reception@recruit.example.test",
+                "office@recruit.example.test",
+            ]
+        ):
+            self.deliver(self.anna, make_mail(other, ANNA, message_id=f"<internal-{number}@x>"))
+        self.assertEqual(self.sync(self.anna), 0)
+        for number in range(4):
+            self.assertFalse(self.messages_with(f"<internal-{number}@x>").filtered("mailbox_user_id"))
+
+    def test_the_company_s_mail_domains_are_internal(self):
+        self.env["res.partner"].create({"name": "Old colleague", "email": "old@staff.example.org"})
+        self.env["ir.config_parameter"].sudo().set_param(
+            "cats_mail_sync.internal_domains", "staff.example.org"
+        )
+        self.deliver(self.anna, make_mail("old@staff.example.org", ANNA, message_id="<domain@x>"))
+        self.deliver(
+            self.anna,
+            make_mail("old@staff.example.org", [ANNA, "carla.candidate@example.com"], message_id="<mixed@x>"),
+        )
+        self.assertEqual(self.sync(self.anna), 1)
+        self.assertFalse(self.messages_with("<domain@x>").filtered("mailbox_user_id"))
+        self.assertEqual(len(self.logged(self.candidate, "<mixed@x>")), 1)
+
+    def test_a_colleague_on_a_candidate_s_mail_is_no_contact(self):
+        mail = make_mail(
+            "carla.candidate@example.com", [ANNA, "eva@recruit.example.test"], message_id="<cc@x>"
+        )
+        self.deliver(self.anna, mail)
+        self.assertEqual(self.sync(self.anna), 1)
+        self.assertEqual(len(self.logged(self.candidate, "<cc@x>")), 1)
+        self.assertFalse(self.logged(self.colleague_contact))
+
+    def test_bcc_shows_only_on_the_record_it_matched(self):
+        mail = make_mail(
+            ANNA,
+            "chris@client.example.com",
+            bcc=["carla.candidate@example.com"],
+            message_id="<bcc@x>",
+            body="Offer",
+        )
+        self.deliver(self.anna, mail, folder="Sent")
+        self.assertEqual(self.sync(self.anna), 1)
+        on_chris = self.logged(self.client_contact, "<bcc@x>")
+        on_carla = self.logged(self.candidate, "<bcc@x>")
+        self.assertEqual((len(on_chris), len(on_carla)), (1, 1))
+        self.assertNotIn("carla", on_chris.body.lower())
+        self.assertNotIn("Bcc", on_chris.body)
+        self.assertIn("carla.candidate@example.com", on_carla.body.lower())
+
+    def test_bcc_stays_out_of_the_original_file_of_other_records(self):
+        raw = (
+            b"From: " + ANNA.encode() + b"\r\nTo: chris@client.example.com\r\n"
+            b"Bcc: carla.candidate@example.com\r\nMessage-ID: <broken-bcc@x>\r\nSubject: x\r\n"
+            b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        )
+        logger = self.env["cats_mail_sync.logger"]
+        values = logger._parse(raw)
+        values.update(body="", attachments=[("original.eml", raw, {})], bcc_header=True)
+        logger._post(self.client_contact, values, self.env["res.partner"], self.anna, set())
+        logger._post(
+            self.candidate, values, self.env["res.partner"], self.anna, {"carla.candidate@example.com"}
+        )
+        chris_file = self.logged(self.client_contact, "<broken-bcc@x>").attachment_ids.raw
+        carla_file = self.logged(self.candidate, "<broken-bcc@x>").attachment_ids.raw
+        self.assertNotIn(b"carla", chris_file)
+        self.assertIn(b"Bcc: carla.candidate@example.com", carla_file)
+
+    def test_exclusion_lists_of_the_administrator_and_the_recruiter(self):
+        self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.excluded", "client.example.com")
+        self.deliver(self.anna, make_mail("chris@client.example.com", ANNA, message_id="<excluded-1@x>"))
+        self.deliver(
+            self.anna,
+            make_mail(
+                "carla.candidate@example.com", ANNA, cc=["doctor@clinic.example"], message_id="<ex-2@x>"
+            ),
+        )
+        self.anna.with_user(self.anna).write({"mailbox_excluded": "doctor@clinic.example"})
+        self.assertEqual(self.sync(self.anna), 0)
+        self.assertFalse(self.messages_with("<excluded-1@x>").filtered("mailbox_user_id"))
+        self.assertFalse(self.messages_with("<ex-2@x>").filtered("mailbox_user_id"))
+
+    def test_only_recruitment_users_and_the_owner_read_logged_mail(self):
+        mail = make_mail(
+            "chris@client.example.com",
+            ANNA,
+            message_id="<private@x>",
+            attachments=[("offer.pdf", PDF, "application", "pdf")],
+        )
+        self.deliver(self.anna, mail)
+        self.sync(self.anna)
+        message = self.logged(self.client_contact, "<private@x>")
+        attachment = message.attachment_ids
+        self.assertEqual(len(attachment), 1)
+
+        employee = new_test_user(self.env, login="employee", groups="base.group_user")
+        contact = self.client_contact.with_user(employee)
+        contact.read(["name"])  # the contact itself stays readable
+        self.assertFalse(self.env["mail.message"].with_user(employee).search([("id", "=", message.id)]))
+        with self.assertRaises(AccessError):
+            message.with_user(employee).read(["body"])
+        self.assertNotIn(message, contact.message_ids)
+        self.assertFalse(self.env["ir.attachment"].with_user(employee).search([("id", "=", attachment.id)]))
+        with self.assertRaises(AccessError):
+            attachment.with_user(employee).read(["raw"])
+        with self.assertRaises(AccessError):
+            attachment.with_user(employee).datas  # noqa: B018
+
+        recruiter = new_test_user(
+            self.env, login="recruiter", groups="base.group_user,hr_recruitment.group_hr_recruitment_user"
+        )
+        self.assertEqual(message.with_user(recruiter).read(["body"])[0]["id"], message.id)
+        self.assertEqual(attachment.with_user(recruiter).raw, PDF)

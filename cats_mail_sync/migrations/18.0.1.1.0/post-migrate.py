@@ -1,0 +1,87 @@
+"""18.0.1.1.0: mailbox passwords, kept in clear until now, are encrypted.
+
+Version 18.0.1.0.0 kept each recruiter's mailbox password as it was typed in
+``res_users.cats_mailbox_password``; from now on that column holds Fernet tokens
+(see ``models/cats_mail_sync_secret.py``). Running this again changes nothing.
+"""
+
+import base64
+import logging
+import re
+
+from cryptography.fernet import InvalidToken
+
+from odoo.addons.cats_mail_sync.models.cats_mail_sync_secret import cipher
+
+_logger = logging.getLogger(__name__)
+
+# A Fernet token, in URL-safe base64: version byte 0x80, timestamp (8 bytes), IV (16),
+# AES blocks (16 each, at least one), HMAC (32).
+TOKEN_PATTERN = re.compile(r"gA[A-Za-z0-9_-]+={0,2}")
+TOKEN_OVERHEAD = 1 + 8 + 16 + 32
+
+
+def looks_like_token(value):
+    """Whether ``value`` is shaped like a Fernet token (whatever key made it)."""
+    if not TOKEN_PATTERN.fullmatch(value) or len(value) % 4:
+        return False
+    size = len(base64.urlsafe_b64decode(value)) - TOKEN_OVERHEAD
+    return size >= 16 and size % 16 == 0
+
+
+def encrypt_plain_secrets(cr):
+    """Encrypt, in place, every mailbox password still kept in clear; the number encrypted."""
+    cr.execute(
+        """SELECT 1 FROM information_schema.columns
+            WHERE table_schema = current_schema()
+              AND table_name = 'res_users' AND column_name = 'cats_mailbox_password'"""
+    )
+    if not cr.fetchone():
+        return 0
+    fernet = cipher()
+    cr.execute("SELECT id, cats_mailbox_password FROM res_users WHERE cats_mailbox_password IS NOT NULL")
+    done = 0
+    for user_id, value in cr.fetchall():
+        if not value:
+            # Empty is "no password" (as the secret store writes it): say so with NULL.
+            cr.execute("UPDATE res_users SET cats_mailbox_password = NULL WHERE id = %s", [user_id])
+            continue
+        try:
+            fernet.decrypt(value.encode())
+            continue  # already encrypted with a key in force
+        except InvalidToken:
+            pass
+        if looks_like_token(value):
+            # Encrypted, but with a key no longer configured: encrypting it again would turn
+            # it into a wrong password; left unreadable, its owner is asked to type it again.
+            _logger.warning("The mailbox password of user %s cannot be read with any key", user_id)
+            continue
+        cr.execute(
+            "UPDATE res_users SET cats_mailbox_password = %s WHERE id = %s",
+            [fernet.encrypt(value.encode()).decode(), user_id],
+        )
+        done += 1
+    return done
+
+
+def drop_plain_setup_passwords(cr):
+    """Drop the column where 18.0.1.0.0's set-up assistant kept typed passwords in clear.
+
+    The assistant's ``password`` field is no longer stored (what is typed there is kept
+    encrypted in ``cats_password``), but the ORM leaves the old column and its values.
+    """
+    cr.execute(
+        """SELECT 1 FROM ir_model_fields
+            WHERE model = 'cats_mail_sync.setup' AND name = 'password' AND store"""
+    )
+    if cr.fetchone():
+        return
+    cr.execute("ALTER TABLE IF EXISTS cats_mail_sync_setup DROP COLUMN IF EXISTS password")
+
+
+def migrate(cr, version):
+    if not version:
+        return
+    done = encrypt_plain_secrets(cr)
+    drop_plain_setup_passwords(cr)
+    _logger.info("Encrypted %s mailbox passwords kept in clear", done)

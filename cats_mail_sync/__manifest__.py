@@ -13,6 +13,7 @@
         "security/cats_mail_sync_security.xml",
         "data/cron.xml",
         "wizard/cats_mail_sync_setup_views.xml",
+        "views/cats_mail_sync_run_views.xml",
         "views/res_users_views.xml",
     ],
     "assets": {

@@ -65,6 +65,8 @@ class CertificateNotTrusted(MailboxError):
         "The certificate of %(host)s is not trusted (%(reason)s). The connection "
         "was refused to keep your password safe."
     )
+    # A certificate that changed needs a person to look: no login until then.
+    definitive = True
 
 
 class SecureConnectionUnavailable(MailboxError):
@@ -76,6 +78,11 @@ class SecureConnectionUnavailable(MailboxError):
 
 class FolderNotFound(MailboxError):
     message = _lt("No Sent folder was found in the mailbox.")
+    definitive = True
+
+
+class FolderGone(MailboxError):
+    message = _lt("The folder %(folder)s is no longer in the mailbox.")
     definitive = True
 
 

@@ -95,6 +95,9 @@ class MailboxReader:
                 return name
         raise errors.FolderNotFound()
 
+    def exists(self, folder):
+        return self.client.folder_exists(folder)
+
     def status(self, folder):
         values = self.client.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT"])
         return FolderStatus(int(values[b"UIDVALIDITY"]), int(values[b"UIDNEXT"]))

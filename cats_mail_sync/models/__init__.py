@@ -1,6 +1,7 @@
 from . import cats_mail_sync_connector
 from . import cats_mail_sync_folder
 from . import cats_mail_sync_logger
+from . import cats_mail_sync_run
 from . import cats_mail_sync_secret
 from . import cats_mail_sync_sync
 from . import ir_attachment

@@ -11,6 +11,13 @@ from odoo.tools import email_domain_extract, email_normalize_all
 
 _logger = logging.getLogger(__name__)
 
+# Longer Message-IDs do not fit the database's index: such mail gets one of its own.
+MAX_MESSAGE_ID = 250
+MAX_HEADER = 1000
+HEADERS = ("Subject", "From", "To", "Cc")
+# Characters PostgreSQL refuses (NUL) or that no header should carry.
+CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+
 
 class CatsMailSyncLogger(models.AbstractModel):
     """Match mail addresses to candidates and contacts, and log mail on them."""
@@ -99,53 +106,82 @@ class CatsMailSyncLogger(models.AbstractModel):
 
     @api.model
     def _log(self, user, mails):
-        """Log mails on their records, once per record.
+        """Log mails on their records, once per record, each mail on its own.
 
         ``mails`` is a list of ``(raw bytes, {record: Bcc addresses it matched through}, author
-        partner)``. Returns the number of mails logged on at least one record.
+        partner)``. A mail that cannot be logged as Odoo reads it is logged in its safest form
+        (cleaned headers, the original attached); one that cannot be logged at all is skipped.
+        Returns ``(number logged, [(values, reason) skipped])``.
         """
-        parsed = [(self._parse(raw), records, author) for raw, records, author in mails]
+        parsed = [(self._parse(raw), raw, records, author) for raw, records, author in mails]
         self.env.cr.execute(
             "SELECT model, res_id, message_id FROM mail_message WHERE message_id = ANY(%s)",
-            [[values["message_id"] for values, _records, _author in parsed]],
+            [[values["message_id"] for values, _raw, _records, _author in parsed]],
         )
         already = set(self.env.cr.fetchall())
-        logged = 0
-        for values, records, author in parsed:
+        logged, skipped = 0, []
+        for values, raw, records, author in parsed:
             targets = [r for r in records if (r._name, r.id, values["message_id"]) not in already]
-            for record in targets:
-                self._post(record, values, author, user, records[record])
-                already.add((record._name, record.id, values["message_id"]))
-            logged += bool(targets)
-        return logged
+            if not targets:
+                continue
+            for attempt in (values, self._safest(raw, values)):
+                try:
+                    with self.env.cr.savepoint():
+                        for record in targets:
+                            self._post(record, attempt, author, user, records[record])
+                    break
+                except Exception as error:  # noqa: BLE001 - one mail never blocks the others
+                    reason = f"{type(error).__name__}: {str(error)[:300]}"
+                    _logger.warning("Mail %s could not be logged: %s", values["message_id"][:100], reason)
+            else:
+                skipped.append((values, reason))
+                continue
+            already.update((r._name, r.id, values["message_id"]) for r in targets)
+            logged += 1
+        return logged, skipped
 
     @api.model
     def _parse(self, raw):
         """Odoo's own reading of a mail, with a Message-ID that is stable across runs."""
         message = email.message_from_bytes(raw, policy=policy.SMTP)
-        message_id = (message.get("Message-ID") or "").strip()
-        if not message_id:
+        message_id = _clean(str(message.get("Message-ID") or "")).strip()
+        if not message_id or len(message_id) > MAX_MESSAGE_ID or any(c.isspace() for c in message_id):
+            # None, or one the database index cannot hold: one made of the mail's bytes.
             message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@cats-mail-sync>"
-            del message["Message-ID"]
-            message["Message-ID"] = message_id
+        del message["Message-ID"]
+        message["Message-ID"] = message_id
         try:
             values = self.env["mail.thread"].message_parse(message)
         except Exception:  # noqa: BLE001 - any odd mail is kept, whole, as a file
             _logger.warning("Mail %s could not be read; it is logged as an attached file.", message_id)
-            return {
-                "message_id": message_id,
-                "subject": str(message.get("Subject", "")),
-                "email_from": str(message.get("From", "")),
-                "body": Markup("<p>%s</p>")
-                % self.env._("This mail could not be read; the original is attached."),
-                "attachments": [("original.eml", raw, {})],
-                "bcc_header": bool(message.get("Bcc")),
-            }
+            return self._safest(raw, {"message_id": message_id})
         values["message_id"] = message_id
         values["to"] = str(message.get("To", ""))
         values["cc"] = str(message.get("Cc", ""))
         values["bcc_header"] = bool(message.get("Bcc"))
         return values
+
+    @api.model
+    def _safest(self, raw, values):
+        """The mail in the form least likely to fail: cleaned and cut headers, a note as body,
+        the original attached whole."""
+        try:
+            message = email.message_from_bytes(raw, policy=policy.compat32)
+            header = {name: _clean(str(message.get(name) or ""))[:MAX_HEADER] for name in HEADERS}
+            bcc_header = bool(message.get("Bcc"))
+        except Exception:  # noqa: BLE001 - headers nobody can read are left out
+            header, bcc_header = dict.fromkeys(HEADERS, ""), True
+        return {
+            "message_id": values["message_id"],
+            "subject": header["Subject"],
+            "email_from": header["From"],
+            "to": header["To"],
+            "cc": header["Cc"],
+            "body": Markup("<p>%s</p>")
+            % self.env._("This mail could not be read; the original is attached."),
+            "original": raw,
+            "bcc_header": bcc_header,
+        }
 
     @api.model
     def _post(self, record, values, author, user, bcc):
@@ -160,10 +196,13 @@ class CatsMailSyncLogger(models.AbstractModel):
             )
             if value
         ]
-        attachments = values.get("attachments", [])
-        if values.get("bcc_header"):
+        attachments = list(values.get("attachments", []))
+        if values.get("original"):
             # The original file would tell the other Bcc recipients: show only this record's.
-            attachments = [(name, _with_bcc(raw, bcc), info) for name, raw, info in attachments]
+            original = values["original"]
+            attachments.append(
+                ("original.eml", _with_bcc(original, bcc) if values["bcc_header"] else original, {})
+            )
         header = Markup("").join(Markup("<b>%s:</b> %s<br/>") % (label, value) for label, value in recipients)
         body = (
             Markup("<p>%s</p>%s") % (header, Markup(values.get("body") or ""))
@@ -201,6 +240,11 @@ def _in_list(addresses, listed):
         if address in names or parents & names:
             found.add(address)
     return found
+
+
+def _clean(text):
+    """``text`` without NUL and other control characters (tabs and line ends kept)."""
+    return text.translate(CONTROL)
 
 
 def _with_bcc(raw, bcc):

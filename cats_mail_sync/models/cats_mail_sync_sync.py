@@ -1,25 +1,60 @@
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import psycopg2
 from imapclient.exceptions import IMAPClientError
 
 from odoo import api, fields, models
+from odoo.tools.misc import format_datetime
 
 from ..mailbox_client import errors
-from ..mailbox_client.reader import MailboxReader, batches
+from ..mailbox_client.reader import INBOX, MailboxReader, batches
 
 _logger = logging.getLogger(__name__)
 
-# Network trouble is retried at every run; this many failures in a row (one
-# hour at one run every ten minutes) put the mailbox in error.
-FAILURES_BEFORE_ERROR = 6
+# Network trouble and server errors are retried at every run (every ten
+# minutes) this many times in a row, then hourly, for as long as they last.
+RETRIES_AT_EVERY_RUN = 6
+RETRY_LATER = timedelta(hours=1)
 # Key space of the PostgreSQL advisory locks that keep two runs off one mailbox.
 LOCK_SPACE = 0x4341_5453  # "CATS"
 
 
 def in_test_mode():
     return getattr(threading.current_thread(), "testing", False)
+
+
+@dataclass
+class Tally:
+    """What one run did, for the sync log."""
+
+    folders: list = field(default_factory=list)
+    looked_at: int = 0
+    matched: int = 0
+    logged: int = 0
+    skipped: list = field(default_factory=list)  # values of cats_mail_sync.skipped
+    problems: list = field(default_factory=list)
+
+    def add(self, other):
+        """Count a batch that was committed."""
+        self.looked_at += other.looked_at
+        self.matched += other.matched
+        self.logged += other.logged
+        self.skipped += other.skipped
+
+    def skip(self, folder, message_id, subject, date, reason):
+        self.skipped.append(
+            {
+                "folder": folder,
+                "message_id": (message_id or "")[:250],
+                "subject": (subject or "")[:250],
+                "date": str(date or "")[:64],
+                "reason": reason,
+            }
+        )
 
 
 class CatsMailSyncSync(models.AbstractModel):
@@ -30,9 +65,20 @@ class CatsMailSyncSync(models.AbstractModel):
 
     @api.model
     def _cron(self):
-        """Scheduled action: log new mail of every active mailbox, one at a time."""
+        """Scheduled action: log new mail of every active mailbox due, one at a time."""
         self.env["cats_mail_sync.setup"]._forget_old_passwords()
-        users = self.env["res.users"].sudo().search([("mailbox_state", "=", "active")])
+        users = (
+            self.env["res.users"]
+            .sudo()
+            .search(
+                [
+                    ("mailbox_state", "=", "active"),
+                    "|",
+                    ("mailbox_retry_at", "=", False),
+                    ("mailbox_retry_at", "<=", fields.Datetime.now()),
+                ]
+            )
+        )
         for user in users:
             self._sync(user)
             self._commit()
@@ -45,28 +91,43 @@ class CatsMailSyncSync(models.AbstractModel):
         cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, user.id))
         if not cr.fetchone()[0]:
             return None
+        started_at, started = fields.Datetime.now(), time.monotonic()
+        tally = Tally()
         try:
-            logged = 0
-            with self.env["cats_mail_sync.connector"]._user_imap(user) as client:
-                reader = MailboxReader(client)
-                for folder in user.mailbox_folder_ids:
-                    logged += self._sync_folder(user, reader, folder)
-            user._mailbox_set_state("active", mailbox_last_sync_at=fields.Datetime.now())
-            return logged
-        except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
-            # Work not yet committed was undone by its batch's savepoint.
-            self._failed(user, error)
-            return 0
+            try:
+                with self.env["cats_mail_sync.connector"]._user_imap(user) as client:
+                    reader = MailboxReader(client)
+                    for folder in user.mailbox_folder_ids:
+                        try:
+                            self._sync_folder(user, reader, folder, tally)
+                        except errors.FolderGone as error:
+                            # The other folder is still read; the recruiter is told below.
+                            tally.problems.append(error)
+                if tally.problems:
+                    raise tally.problems[0]
+            except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
+                self._recover(error)
+                self._failed(user, error, tally)
+            else:
+                user._mailbox_set_state("active", mailbox_last_sync_at=fields.Datetime.now())
+            self._record(user, tally, started_at, time.monotonic() - started)
+            return tally.logged
+        except psycopg2.Error as error:
+            # Even recording failed (a write conflict on the user, say): the next run tries again.
+            self._recover(error)
+            _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user.id, error)
+            return tally.logged
         finally:
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, user.id))
 
     @api.model
-    def _sync_folder(self, user, reader, folder):
+    def _sync_folder(self, user, reader, folder, tally):
         """Log the new mail of one folder, committing batch by batch."""
-        status = reader.status(folder.name)
+        status = self._status(reader, folder)
+        tally.folders.append(folder.name)
         rescan = status.uidvalidity != folder.uidvalidity
         if not rescan and status.last_uid <= folder.last_uid:
-            return 0
+            return
         reader.open(folder.name)
         if rescan:
             # The server renumbered the folder: look again at everything since
@@ -74,8 +135,8 @@ class CatsMailSyncSync(models.AbstractModel):
             uids = reader.uids_since((folder.synced_at - timedelta(days=1)).date())
         else:
             uids = reader.uids_after(folder.last_uid)
-        logged = 0
         for batch in batches(uids):
+            done = Tally()
             with self.env.cr.savepoint():
                 headers = reader.headers(batch)
                 if rescan:
@@ -84,7 +145,7 @@ class CatsMailSyncSync(models.AbstractModel):
                     ]
                 if folder.role == "inbox":
                     user._mailbox_confirm_address(headers)
-                logged += self._log_batch(user, reader, headers, with_bcc=folder.role == "sent")
+                self._log_batch(user, reader, folder, headers, done)
                 folder.write(
                     {
                         "uidvalidity": status.uidvalidity,
@@ -93,6 +154,7 @@ class CatsMailSyncSync(models.AbstractModel):
                     }
                 )
             self._commit()
+            tally.add(done)
         # Everything up to the STATUS taken above has now been looked at.
         folder.write(
             {
@@ -101,15 +163,34 @@ class CatsMailSyncSync(models.AbstractModel):
                 "synced_at": fields.Datetime.now(),
             }
         )
-        return logged
 
     @api.model
-    def _log_batch(self, user, reader, headers, with_bcc):
+    def _status(self, reader, folder):
+        """The folder's status; a Sent folder renamed or replaced is found again."""
+        try:
+            return reader.status(folder.name)
+        except IMAPClientError:
+            if reader.exists(folder.name):
+                raise
+        if folder.role == "inbox":
+            raise errors.FolderGone(folder=INBOX)
+        try:
+            name = reader.find_sent_folder()
+        except errors.FolderNotFound:
+            raise errors.FolderGone(folder=folder.name) from None
+        _logger.info("Sent folder %r is now %r", folder.name, name)
+        folder.name = name
+        return reader.status(name)
+
+    @api.model
+    def _log_batch(self, user, reader, folder, headers, tally):
         """Match a batch of headers, fetch the matching mails whole, log them.
 
         Mail whose every other party is internal, or that involves an excluded
         address, is not logged; internal and excluded addresses match nothing.
         """
+        with_bcc = folder.role == "sent"
+        tally.looked_at += len(headers)
         logger = self.env["cats_mail_sync.logger"]
         own = user._mailbox_own_addresses()
         addresses = set().union(*(h.addresses(with_bcc) for h in headers)) - own
@@ -128,11 +209,23 @@ class CatsMailSyncSync(models.AbstractModel):
                     if with_bcc and address in header.blind_recipients - header.senders - header.recipients:
                         through.add(address)
             if records:
-                found[header.uid] = (records, self._author(user, header, matches, own))
+                found[header.uid] = (header, records, self._author(user, header, matches, own))
+        tally.matched += len(found)
         if not found:
-            return 0
+            return
         raw = reader.messages(list(found))
-        return logger._log(user, [(raw[uid], records, author) for uid, (records, author) in found.items()])
+        mails = []
+        for uid, (header, records, author) in found.items():
+            if uid in raw:
+                mails.append((raw[uid], records, author))
+            else:
+                tally.skip(
+                    folder.name, header.message_id, "", header.received, "deleted before it could be read"
+                )
+        logged, skipped = logger._log(user, mails)
+        tally.logged += logged
+        for values, reason in skipped:
+            tally.skip(folder.name, values["message_id"], values.get("subject"), values.get("date"), reason)
 
     @api.model
     def _author(self, user, header, matches, own):
@@ -147,18 +240,22 @@ class CatsMailSyncSync(models.AbstractModel):
         return self.env["res.partner"]
 
     @api.model
-    def _failed(self, user, error):
-        """Record a failed run: definitive errors and repeated trouble stop the mailbox."""
+    def _failed(self, user, error, tally):
+        """Record a failed run: a definitive problem stops the mailbox; other trouble is retried,
+        at every run first, then hourly, for as long as it lasts."""
         if isinstance(error, (IMAPClientError, OSError)):
             error = errors.MailboxError()
         elif not isinstance(error, errors.MailboxError):
             _logger.exception("Synchronization of the mailbox of user %s was interrupted", user.id)
+            tally.problems.append(f"{type(error).__name__}: {str(error)[:300]}")
             error = errors.SyncInterrupted()
-        failures = user.mailbox_failures + 1
         message = user._mailbox_explain(error)
-        _logger.info("Mailbox of user %s failed (%s in a row): %s", user.id, failures, error)
-        if error.definitive or failures >= FAILURES_BEFORE_ERROR:
-            user._mailbox_set_state("error", mailbox_error=message, mailbox_failures=failures)
+        tally.problems.append(message)
+        _logger.info("Mailbox of user %s failed: %s", user.id, error)
+        if error.definitive:
+            user._mailbox_set_state(
+                "error", mailbox_error=message, mailbox_failures=user.mailbox_failures + 1
+            )
             user.partner_id.sudo().message_notify(
                 partner_ids=user.partner_id.ids,
                 subject=self.env._("Your mailbox is no longer logged"),
@@ -168,8 +265,48 @@ class CatsMailSyncSync(models.AbstractModel):
                     problem=message,
                 ),
             )
-        else:
-            user._mailbox_set_state("active", mailbox_error=message, mailbox_failures=failures)
+            return
+        now = fields.Datetime.now()
+        failures = user.mailbox_failures + 1
+        since = user.mailbox_failing_since or now
+        wait = timedelta(minutes=9) if failures < RETRIES_AT_EVERY_RUN else RETRY_LATER
+        retrying = user.with_context(lang=user.lang).env._(
+            "%(problem)s Retrying since %(since)s; nothing is lost.",
+            problem=message,
+            since=format_datetime(user.env, since, tz=user.tz),
+        )
+        user._mailbox_set_state(
+            "active",
+            mailbox_error=retrying,
+            mailbox_failures=failures,
+            mailbox_failing_since=since,
+            mailbox_retry_at=now + wait,
+        )
+
+    @api.model
+    def _record(self, user, tally, started_at, seconds):
+        """Write the run in the mailbox's sync log."""
+        self.env["cats_mail_sync.run"].sudo().create(
+            {
+                "user_id": user.id,
+                "started_at": started_at,
+                "duration": seconds,
+                "folders": ", ".join(tally.folders),
+                "looked_at": tally.looked_at,
+                "matched": tally.matched,
+                "logged": tally.logged,
+                "skipped": len(tally.skipped),
+                "error": "\n".join(str(problem) for problem in tally.problems) or False,
+                "skipped_ids": [fields.Command.create(values) for values in tally.skipped],
+            }
+        )
+
+    @api.model
+    def _recover(self, error):
+        """After a database error, go back to the last commit (batches are committed as they go)."""
+        if isinstance(error, psycopg2.Error) and not in_test_mode():
+            self.env.cr.rollback()
+            self.env.invalidate_all()
 
     @api.model
     def _commit(self):

@@ -106,6 +106,10 @@ class ResUsers(models.Model):
     mailbox_failures = fields.Integer(
         "Failed runs in a row", groups=MAILBOX_GROUPS, readonly=True, copy=False
     )
+    mailbox_failing_since = fields.Datetime(
+        "Retrying since", groups=MAILBOX_GROUPS, readonly=True, copy=False
+    )
+    mailbox_retry_at = fields.Datetime("Next try", groups=MAILBOX_GROUPS, readonly=True, copy=False)
     mailbox_logged_count = fields.Integer(
         "Mails logged", groups=MAILBOX_GROUPS, compute="_compute_mailbox_logged_count"
     )
@@ -202,7 +206,9 @@ class ResUsers(models.Model):
         if vals.get("mailbox_email"):
             self._mailbox_check_address_free()
         if CONNECTION_FIELDS & set(vals):
-            self._mailbox_settings_changed()
+            self._mailbox_settings_changed(
+                another_mailbox=bool({"mailbox_login", "mailbox_imap_host"} & set(vals))
+            )
         if MAILBOX_FIELDS & set(vals):
             self.env["ir.mail_server"]._cats_mail_sync_update(self)
         return result
@@ -257,20 +263,34 @@ class ResUsers(models.Model):
                     )
                 )
 
-    def _mailbox_settings_changed(self):
-        """New settings end an error (logins resume) and say what is possible now."""
+    def _mailbox_settings_changed(self, another_mailbox=False):
+        """New settings end an error (logins resume) and say what is possible now.
+
+        Settings that point to another mailbox (``another_mailbox``: host or login
+        changed) drop the cursors: activating it logs that mailbox's mail from then on.
+        """
         for user in self.sudo():
+            restart = another_mailbox and user.mailbox_folder_ids
+            if restart:
+                user.mailbox_folder_ids.unlink()
             if not user._mailbox_is_configured():
                 state = "not_configured"
-            elif user.mailbox_state == "active" or (
-                user.mailbox_state == "error" and user.mailbox_folder_ids
+            elif not restart and (
+                user.mailbox_state == "active" or (user.mailbox_state == "error" and user.mailbox_folder_ids)
             ):
                 state = "active"
             else:
                 state = "inactive"
-            if state != user.mailbox_state or user.mailbox_error:
-                super(ResUsers, user).write(
-                    {"mailbox_state": state, "mailbox_error": False, "mailbox_failures": 0}
+            message = restart and self.env._(
+                "These settings point to another mailbox: activate it to log its mail from then on."
+            )
+            if state != user.mailbox_state or user.mailbox_error or message:
+                user._mailbox_set_state(
+                    state,
+                    mailbox_error=message,
+                    mailbox_failures=0,
+                    mailbox_failing_since=False,
+                    mailbox_retry_at=False,
                 )
 
     # ------------------------------------------------------------------
@@ -312,7 +332,11 @@ class ResUsers(models.Model):
             raise UserError(user._mailbox_explain(error)) from None
         except (IMAPClientError, OSError):
             raise UserError(user._mailbox_explain(errors.MailboxError())) from None
-        user.mailbox_folder_ids.unlink()
+        # A mailbox that has cursors (stopped by an error) continues from them: nothing lost.
+        cursors = {folder.role: folder for folder in user.mailbox_folder_ids}
+        for role, name in folders.items():
+            if role in cursors:
+                cursors[role].name = name
         self.env["cats_mail_sync.folder"].sudo().create(
             [
                 {
@@ -324,6 +348,7 @@ class ResUsers(models.Model):
                     "synced_at": now,
                 }
                 for role, name in folders.items()
+                if role not in cursors
             ]
         )
         if not user.mailbox_email_confirmed:
@@ -331,8 +356,22 @@ class ResUsers(models.Model):
                 super(ResUsers, user).write({"mailbox_email_confirmed": True})
             else:
                 user._mailbox_send_confirmation()
-        user._mailbox_set_state("active", mailbox_activated_at=now, mailbox_last_sync_at=now)
+        activated_at = user.mailbox_activated_at if cursors else now
+        user._mailbox_set_state("active", mailbox_activated_at=activated_at, mailbox_last_sync_at=now)
         return True
+
+    def action_mailbox_runs(self):
+        """The mailbox's sync log."""
+        self.ensure_one()
+        self._mailbox_check_access()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "cats_mail_sync.run",
+            "name": self.env._("Sync log"),
+            "view_mode": "list,form",
+            "domain": [("user_id", "=", self.id)],
+            "context": {"create": False},
+        }
 
     def action_mailbox_deactivate(self):
         """Stop logging mail; settings stay, a later activation starts afresh."""
@@ -403,7 +442,9 @@ class ResUsers(models.Model):
 
     def _mailbox_set_state(self, state, **values):
         if state == "active" and "mailbox_error" not in values and "mailbox_last_sync_at" in values:
-            values.update(mailbox_error=False, mailbox_failures=0)
+            values.update(
+                mailbox_error=False, mailbox_failures=0, mailbox_failing_since=False, mailbox_retry_at=False
+            )
         # A run that leaves the state as it was leaves the outgoing server alone.
         changed = self.sudo().filtered(lambda user: user.mailbox_state != state)
         super(ResUsers, self.sudo()).write({"mailbox_state": state, **values})

@@ -5,4 +5,5 @@ from . import test_security
 from . import test_setup
 from . import test_translation
 from . import test_privacy
+from . import test_reliability
 from . import test_secrets

@@ -1,10 +1,14 @@
 import logging
+from datetime import timedelta
+
+from freezegun import freeze_time
 
 import odoo
+from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from ..models.cats_mail_sync_sync import FAILURES_BEFORE_ERROR, LOCK_SPACE
+from ..models.cats_mail_sync_sync import LOCK_SPACE, RETRIES_AT_EVERY_RUN
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
 from .harness.dovecot import Dovecot, free_port
 from .harness.tls import authority
@@ -54,16 +58,44 @@ class TestFailures(MailboxCase):
             self.anna.action_mailbox_activate()
         self.assertNotIn("typo", str(caught.exception))
 
-    def test_network_trouble_is_retried_then_puts_the_mailbox_in_error(self):
+    def move_server(self, user, port):
+        """The server moves (or goes away) with no change to the settings."""
+        self.env.cr.execute("UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", [port, user.id])
+        user.invalidate_recordset(["mailbox_imap_port"])
+
+    def test_network_trouble_is_retried_for_as_long_as_it_lasts_and_loses_nothing(self):
         self.anna.action_mailbox_activate()
-        self.anna.write({"mailbox_imap_port": free_port()})  # nothing listens there
-        for run in range(1, FAILURES_BEFORE_ERROR):
-            self.run_cron()
+        port = self.anna.mailbox_imap_port
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<outage@x>"))
+        self.move_server(self.anna, free_port())  # nothing listens there: an outage
+        start = fields.Datetime.now()
+        minutes = 0
+        for run in range(1, RETRIES_AT_EVERY_RUN + 1):
+            minutes += 10
+            with freeze_time(start + timedelta(minutes=minutes)):
+                self.run_cron()
             self.assertEqual(self.anna.mailbox_state, "active", f"run {run}")
             self.assertEqual(self.anna.mailbox_failures, run)
             self.assertIn("No mail server answered", self.anna.mailbox_error)
-        self.run_cron()
-        self.assertEqual(self.anna.mailbox_state, "error")
+            self.assertIn("Retrying since", self.anna.mailbox_error)
+        # Then hourly: the next runs within the hour leave the mailbox alone.
+        self.assertEqual(self.anna.mailbox_retry_at, start + timedelta(minutes=minutes, hours=1))
+        with freeze_time(start + timedelta(minutes=minutes + 30)):
+            self.run_cron()
+        self.assertEqual(self.anna.mailbox_failures, RETRIES_AT_EVERY_RUN)
+        for hour in (1, 2, 3):  # hours of outage: still retried, never given up
+            with freeze_time(start + timedelta(minutes=minutes, hours=hour, seconds=1)):
+                self.run_cron()
+            self.assertEqual(self.anna.mailbox_state, "active")
+        self.assertEqual(self.anna.mailbox_failures, RETRIES_AT_EVERY_RUN + 3)
+
+        # The server is back: the mailbox resumes by itself, with the mail of the outage.
+        self.move_server(self.anna, port)
+        with freeze_time(start + timedelta(minutes=minutes, hours=4, seconds=1)):
+            self.run_cron()
+        self.assertEqual(len(self.logged(self.candidate, "<outage@x>")), 1)
+        self.assertFalse(self.anna.mailbox_error)
+        self.assertFalse(self.anna.mailbox_retry_at)
 
     def test_one_broken_mailbox_does_not_stop_the_others(self):
         self.anna.action_mailbox_activate()

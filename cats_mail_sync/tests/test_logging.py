@@ -169,17 +169,17 @@ class TestLogging(MailboxCase):
 
     def test_crash_before_commit_logs_the_mail_once_at_the_next_run(self):
         self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<crash@x>"))
-        logger = type(self.env["cats_mail_sync.logger"])
-        real_post = logger._post
-        posts = []
+        folder_class = type(self.env["cats_mail_sync.folder"])
+        real_write = folder_class.write
+        writes = []
 
-        def post_then_crash(this, record, *args):
-            real_post(this, record, *args)
-            posts.append(record)
-            if len(posts) == 1:
+        def crash_before_the_cursor_moves(this, values):
+            writes.append(values)
+            if len(writes) == 1:
                 raise RuntimeError("worker killed")
+            return real_write(this, values)
 
-        with patch.object(logger, "_post", post_then_crash):
+        with patch.object(folder_class, "write", crash_before_the_cursor_moves):
             self.assertEqual(self.sync(self.anna), 0)
         self.assertFalse(self.messages_with("<crash@x>"))
         self.assertEqual(self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "inbox").last_uid, 0)

@@ -88,8 +88,7 @@ class TestPrivacy(MailboxCase):
             b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
         )
         logger = self.env["cats_mail_sync.logger"]
-        values = logger._parse(raw)
-        values.update(body="", attachments=[("original.eml", raw, {})], bcc_header=True)
+        values = logger._safest(raw, {"message_id": "<broken-bcc@x>"})
         logger._post(self.client_contact, values, self.env["res.partner"], self.anna, set())
         logger._post(
             self.candidate, values, self.env["res.partner"], self.anna, {"carla.candidate@example.com"}

@@ -1,0 +1,49 @@
+from odoo import api, fields, models
+
+# How long the sync log keeps a run, unless cats_mail_sync.log_days says otherwise.
+DEFAULT_LOG_DAYS = 30
+
+
+class CatsMailSyncRun(models.Model):
+    """One synchronization of one mailbox: what was looked at, logged, skipped, and why."""
+
+    _name = "cats_mail_sync.run"
+    _description = "Mailbox synchronization run"
+    _order = "started_at desc, id desc"
+    _rec_name = "started_at"
+
+    user_id = fields.Many2one("res.users", "Mailbox of", required=True, ondelete="cascade", index=True)
+    started_at = fields.Datetime("Started", required=True, default=fields.Datetime.now)
+    duration = fields.Float("Seconds", digits=(16, 2))
+    folders = fields.Char("Folders read")
+    looked_at = fields.Integer("Mails looked at")
+    matched = fields.Integer("Mails matched")
+    logged = fields.Integer("Mails logged")
+    skipped = fields.Integer("Mails skipped")
+    error = fields.Text("Problem")
+    skipped_ids = fields.One2many("cats_mail_sync.skipped", "run_id", "Skipped mails")
+
+    @api.autovacuum
+    def _gc_old_runs(self):
+        days = int(
+            self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.log_days") or DEFAULT_LOG_DAYS
+        )
+        self.search(
+            [("started_at", "<", fields.Datetime.subtract(fields.Datetime.now(), days=days))]
+        ).unlink()
+
+
+class CatsMailSyncSkipped(models.Model):
+    """A mail that could not be logged, even in its safest form."""
+
+    _name = "cats_mail_sync.skipped"
+    _description = "Mail skipped by a synchronization"
+    _order = "id"
+
+    run_id = fields.Many2one("cats_mail_sync.run", required=True, ondelete="cascade", index=True)
+    user_id = fields.Many2one(related="run_id.user_id", store=True)
+    folder = fields.Char()
+    message_id = fields.Char("Message-ID")
+    subject = fields.Char()
+    date = fields.Char()
+    reason = fields.Text(required=True)

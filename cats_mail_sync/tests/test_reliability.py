@@ -1,0 +1,158 @@
+from unittest.mock import patch
+
+from odoo.tests import new_test_user, tagged
+
+from ..mailbox_client.reader import MailboxReader
+from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
+from .harness.dovecot import Dovecot
+
+
+def raw_mail(subject_header, message_id_header, sender="carla.candidate@example.com"):
+    return (
+        f"From: {sender}\r\nTo: {ANNA}\r\nSubject: {subject_header}\r\n"
+        f"Message-ID: {message_id_header}\r\nContent-Type: text/plain\r\n\r\nHello\r\n"
+    ).encode()
+
+
+@tagged("post_install", "-at_install")
+class TestOneBadMailNeverBlocks(MailboxCase):
+    def setUp(self):
+        super().setUp()
+        self.anna.action_mailbox_activate()
+
+    def test_a_nul_in_the_subject_and_a_huge_message_id_are_logged_in_their_safest_form(self):
+        self.deliver(self.anna, raw_mail("=?utf-8?b?TlVMIAAgaGVyZQ==?=", "<nul@x>"))  # "NUL \0 here"
+        self.deliver(self.anna, raw_mail("Huge id", "<" + "h" * 5000 + "@x>"))
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<after@x>"))
+        self.assertEqual(self.sync(self.anna), 3)
+        nul = self.logged(self.candidate, "<nul@x>")
+        self.assertEqual(len(nul), 1)
+        self.assertNotIn("\x00", nul.subject or "")
+        self.assertEqual(len(self.logged(self.candidate, "<after@x>")), 1)
+        huge = self.logged(self.candidate).filtered(lambda m: m.subject == "Huge id")
+        self.assertEqual(len(huge), 1)
+        self.assertLess(len(huge.message_id), 300)
+        self.assertEqual(self.sync(self.anna), 0, "nothing logged twice")
+        self.assertEqual(len(self.logged(self.candidate).filtered(lambda m: m.subject == "Huge id")), 1)
+
+    def test_a_mail_that_cannot_be_logged_at_all_is_skipped_with_its_reason_and_the_run_goes_on(self):
+        self.deliver(
+            self.anna, make_mail("carla.candidate@example.com", ANNA, subject="Poison", message_id="<p@x>")
+        )
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<fine@x>"))
+        logger_class = type(self.env["cats_mail_sync.logger"])
+        post = logger_class._post
+
+        def refuse_poison(logger, record, values, *args):
+            if values["message_id"] == "<p@x>":
+                raise ValueError("refused by the database")
+            return post(logger, record, values, *args)
+
+        with patch.object(logger_class, "_post", refuse_poison):
+            self.assertEqual(self.sync(self.anna), 1)
+        self.assertFalse(self.logged(self.candidate, "<p@x>"))
+        self.assertEqual(len(self.logged(self.candidate, "<fine@x>")), 1)
+        self.assertEqual(self.anna.mailbox_state, "active")
+        self.assertFalse(self.anna.mailbox_error)
+        run = self.env["cats_mail_sync.run"].search([("user_id", "=", self.anna.id)], limit=1)
+        self.assertEqual((run.looked_at, run.matched, run.logged, run.skipped), (2, 2, 1, 1))
+        self.assertEqual(run.skipped_ids.message_id, "<p@x>")
+        self.assertEqual(run.skipped_ids.subject, "Poison")
+        self.assertIn("refused by the database", run.skipped_ids.reason)
+        # The cursor moved past it: the next run does not stumble on it again.
+        self.assertEqual(self.sync(self.anna), 0)
+
+    def test_a_mail_deleted_between_header_and_body_is_skipped(self):
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<gone@x>"))
+        with patch.object(MailboxReader, "messages", lambda reader, uids: {}):
+            self.assertEqual(self.sync(self.anna), 0)
+        run = self.env["cats_mail_sync.run"].search([("user_id", "=", self.anna.id)], limit=1)
+        self.assertIn("deleted", run.skipped_ids.reason)
+        self.assertEqual(self.anna.mailbox_state, "active")
+
+
+@tagged("post_install", "-at_install")
+class TestStatesThatHeal(MailboxCase):
+    def test_activate_after_an_error_continues_from_the_cursor(self):
+        self.anna.action_mailbox_activate()
+        params = self.env["ir.config_parameter"].sudo()
+        ca_file = params.get_param("cats_mail_sync.ca_file")
+        params.set_param("cats_mail_sync.ca_file", False)  # the certificate is no longer trusted
+        self.run_cron()
+        self.assertEqual(self.anna.mailbox_state, "error")
+        self.assertIn("not trusted", self.anna.mailbox_error)
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<meanwhile@x>"))
+        params.set_param("cats_mail_sync.ca_file", ca_file)
+        self.anna.with_user(self.anna).action_mailbox_activate()
+        self.sync(self.anna)
+        self.assertEqual(len(self.logged(self.candidate, "<meanwhile@x>")), 1, "mail of the error is logged")
+
+    def test_settings_of_another_mailbox_start_afresh_and_say_so(self):
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<old-box@x>"))
+        self.anna.write({"mailbox_login": BERT, "mailbox_password": "bert-Secret-43"})
+        self.assertEqual(self.anna.mailbox_state, "inactive")
+        self.assertIn("another mailbox", self.anna.mailbox_error)
+        self.assertFalse(self.anna.mailbox_folder_ids)
+
+
+@tagged("post_install", "-at_install")
+class TestFolderChanges(MailboxCase):
+    """On a server whose Sent folder is an ordinary folder (no SPECIAL-USE, not auto-created)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plain = Dovecot(PASSWORDS, folders={}).start()
+        cls.addClassCleanup(cls.plain.stop)
+
+    def setUp(self):
+        super().setUp()
+        with self.plain.client(ANNA) as client:
+            for name in ("Sent", "Verzonden items"):
+                if client.folder_exists(name):
+                    client.delete_folder(name)
+            client.create_folder("Sent")
+        self.anna.write({"mailbox_imap_port": self.plain.ssl_port})
+        self.anna.action_mailbox_activate()
+
+    def test_the_sent_folder_is_found_again_after_a_rename(self):
+        with self.plain.client(ANNA) as client:
+            client.rename_folder("Sent", "Verzonden items")
+        mail = make_mail(ANNA, "carla.candidate@example.com", message_id="<renamed@x>")
+        self.plain.append(ANNA, "Verzonden items", mail)
+        self.sync(self.anna)
+        self.assertEqual(self.anna.mailbox_state, "active")
+        sent = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "sent")
+        self.assertEqual(sent.name, "Verzonden items")
+        self.assertEqual(len(self.logged(self.candidate, "<renamed@x>")), 1)
+
+    def test_a_folder_that_disappears_is_said_and_the_other_is_still_read(self):
+        with self.plain.client(ANNA) as client:
+            client.delete_folder("Sent")
+        self.plain.append(
+            ANNA, "INBOX", make_mail("carla.candidate@example.com", ANNA, message_id="<still@x>")
+        )
+        self.sync(self.anna)
+        self.assertEqual(len(self.logged(self.candidate, "<still@x>")), 1)
+        self.assertEqual(self.anna.mailbox_state, "error")
+        self.assertIn("Sent is no longer in the mailbox", self.anna.mailbox_error)
+
+
+@tagged("post_install", "-at_install")
+class TestSyncLog(MailboxCase):
+    def test_each_run_is_logged_for_the_owner_and_administrators_only(self):
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<counted@x>"))
+        self.deliver(self.anna, make_mail("stranger@example.net", ANNA, message_id="<stranger@x>"))
+        self.sync(self.anna)
+        runs = self.env["cats_mail_sync.run"].with_user(self.anna).search([])
+        self.assertEqual(len(runs), 1)
+        self.assertEqual((runs.looked_at, runs.matched, runs.logged, runs.skipped), (2, 1, 1, 0))
+        self.assertIn("INBOX", runs.folders)
+        colleague = new_test_user(self.env, login="colleague", groups="base.group_user")
+        self.assertFalse(self.env["cats_mail_sync.run"].with_user(colleague).search([]))
+        admin = self.env.ref("base.user_admin")
+        self.assertEqual(self.env["cats_mail_sync.run"].with_user(admin).search([]), runs)
+        action = self.anna.with_user(self.anna).action_mailbox_runs()
+        self.assertEqual(action["domain"], [("user_id", "=", self.anna.id)])

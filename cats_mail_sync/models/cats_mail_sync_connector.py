@@ -1,3 +1,5 @@
+import imapclient
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import str2bool
@@ -30,8 +32,13 @@ class CatsMailSyncConnector(models.AbstractModel):
 
     @api.model
     def _imap(self, server, login, password):
-        """A logged-in IMAP connection; raises :class:`errors.MailboxError`."""
-        return connection.open_imap(server, login, password, **self._options())
+        """A logged-in IMAP connection; raises :class:`errors.MailboxError`.
+
+        Every wait is bounded: ``cats_mail_sync.read_timeout`` seconds (60) for an answer.
+        """
+        read = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.read_timeout")
+        timeout = imapclient.SocketTimeout(connection.CONNECT_TIMEOUT, float(read or connection.READ_TIMEOUT))
+        return connection.open_imap(server, login, password, timeout=timeout, **self._options())
 
     @api.model
     def _smtp(self, server, login, password):

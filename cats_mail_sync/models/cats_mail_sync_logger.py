@@ -4,6 +4,7 @@ import logging
 from collections import defaultdict
 from email import policy
 
+import psycopg2.errors
 from markupsafe import Markup
 
 from odoo import api, models
@@ -130,6 +131,10 @@ class CatsMailSyncLogger(models.AbstractModel):
                         for record in targets:
                             self._post(record, attempt, author, user, records[record])
                     break
+                except psycopg2.errors.UniqueViolation:
+                    # Another mailbox logged it on these records at this very moment: it is there, once.
+                    targets = []
+                    break
                 except Exception as error:  # noqa: BLE001 - one mail never blocks the others
                     reason = f"{type(error).__name__}: {str(error)[:300]}"
                     _logger.warning("Mail %s could not be logged: %s", values["message_id"][:100], reason)
@@ -137,7 +142,7 @@ class CatsMailSyncLogger(models.AbstractModel):
                 skipped.append((values, reason))
                 continue
             already.update((r._name, r.id, values["message_id"]) for r in targets)
-            logged += 1
+            logged += bool(targets)
         return logged, skipped
 
     @api.model

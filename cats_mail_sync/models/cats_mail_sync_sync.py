@@ -19,6 +19,10 @@ _logger = logging.getLogger(__name__)
 # minutes) this many times in a row, then hourly, for as long as they last.
 RETRIES_AT_EVERY_RUN = 6
 RETRY_LATER = timedelta(hours=1)
+# A scheduled run starts no new batch after this many seconds (cats_mail_sync.run_seconds):
+# Odoo stops a cron after limit_time_real_cron, 120 s by default. What is left is
+# read by the next run, mailboxes read longest ago first.
+RUN_SECONDS = 90
 # Key space of the PostgreSQL advisory locks that keep two runs off one mailbox.
 LOCK_SPACE = 0x4341_5453  # "CATS"
 
@@ -37,6 +41,7 @@ class Tally:
     logged: int = 0
     skipped: list = field(default_factory=list)  # values of cats_mail_sync.skipped
     problems: list = field(default_factory=list)
+    deadline: float | None = None  # time.monotonic() past which no batch starts
 
     def add(self, other):
         """Count a batch that was committed."""
@@ -67,6 +72,8 @@ class CatsMailSyncSync(models.AbstractModel):
     def _cron(self):
         """Scheduled action: log new mail of every active mailbox due, one at a time."""
         self.env["cats_mail_sync.setup"]._forget_old_passwords()
+        seconds = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.run_seconds")
+        deadline = time.monotonic() + float(seconds or RUN_SECONDS)
         users = (
             self.env["res.users"]
             .sudo()
@@ -76,23 +83,29 @@ class CatsMailSyncSync(models.AbstractModel):
                     "|",
                     ("mailbox_retry_at", "=", False),
                     ("mailbox_retry_at", "<=", fields.Datetime.now()),
-                ]
+                ],
+                order="mailbox_last_sync_at asc, id",
             )
         )
         for user in users:
-            self._sync(user)
+            if time.monotonic() > deadline:
+                break
+            self._sync(user, deadline)
             self._commit()
 
     @api.model
-    def _sync(self, user):
-        """Log ``user``'s new mail; the number logged, None when another run holds the mailbox."""
+    def _sync(self, user, deadline=None):
+        """Log ``user``'s new mail; the number logged, None when another run holds the mailbox.
+
+        No batch starts after ``deadline`` (a ``time.monotonic()``): the rest waits for the next run.
+        """
         user = user.sudo()
         cr = self.env.cr
         cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, user.id))
         if not cr.fetchone()[0]:
             return None
         started_at, started = fields.Datetime.now(), time.monotonic()
-        tally = Tally()
+        tally = Tally(deadline=deadline)
         try:
             try:
                 with self.env["cats_mail_sync.connector"]._user_imap(user) as client:
@@ -136,6 +149,8 @@ class CatsMailSyncSync(models.AbstractModel):
         else:
             uids = reader.uids_after(folder.last_uid)
         for batch in batches(uids):
+            if tally.deadline and time.monotonic() > tally.deadline:
+                return  # the cursor says where the next run goes on
             done = Tally()
             with self.env.cr.savepoint():
                 headers = reader.headers(batch)

@@ -1,3 +1,4 @@
+import time
 from unittest.mock import patch
 
 from odoo.tests import new_test_user, tagged
@@ -156,3 +157,14 @@ class TestSyncLog(MailboxCase):
         self.assertEqual(self.env["cats_mail_sync.run"].with_user(admin).search([]), runs)
         action = self.anna.with_user(self.anna).action_mailbox_runs()
         self.assertEqual(action["domain"], [("user_id", "=", self.anna.id)])
+
+
+@tagged("post_install", "-at_install")
+class TestRunsStayWithinTheCronsTime(MailboxCase):
+    def test_past_the_deadline_no_batch_starts_and_the_next_run_goes_on(self):
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<later@x>"))
+        self.assertEqual(self.env["cats_mail_sync.sync"]._sync(self.anna, deadline=time.monotonic() - 1), 0)
+        self.assertFalse(self.messages_with("<later@x>"))
+        self.assertEqual(self.anna.mailbox_state, "active")
+        self.assertEqual(self.sync(self.anna), 1)

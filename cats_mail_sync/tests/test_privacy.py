@@ -126,17 +126,23 @@ class TestPrivacy(MailboxCase):
         self.assertEqual(len(attachment), 1)
 
         employee = new_test_user(self.env, login="employee", groups="base.group_user")
-        contact = self.client_contact.with_user(employee)
-        contact.read(["name"])  # the contact itself stays readable
-        self.assertFalse(self.env["mail.message"].with_user(employee).search([("id", "=", message.id)]))
-        with self.assertRaises(AccessError):
-            message.with_user(employee).read(["body"])
-        self.assertNotIn(message, contact.message_ids)
-        self.assertFalse(self.env["ir.attachment"].with_user(employee).search([("id", "=", attachment.id)]))
-        with self.assertRaises(AccessError):
-            attachment.with_user(employee).read(["raw"])
-        with self.assertRaises(AccessError):
-            attachment.with_user(employee).datas  # noqa: B018
+        portal = new_test_user(self.env, login="portal", groups="base.group_portal")
+        self.client_contact.with_user(employee).read(["name"])  # the contact itself stays readable
+        for outsider in (employee, portal):
+            messages = self.env["mail.message"].with_user(outsider)
+            self.assertFalse(messages.search([("id", "=", message.id)]))
+            found = messages.search_read([("model", "=", "res.partner")], ["message_id"])
+            self.assertNotIn("<private@x>", [m["message_id"] for m in found])
+            with self.assertRaises(AccessError):
+                message.with_user(outsider).read(["body"])
+            attachments = self.env["ir.attachment"].with_user(outsider)
+            if attachments.has_access("read"):  # portal users may not even search
+                self.assertFalse(attachments.search([("id", "=", attachment.id)]))
+            with self.assertRaises(AccessError):
+                attachment.with_user(outsider).read(["raw"])
+            with self.assertRaises(AccessError):
+                attachment.with_user(outsider).datas  # noqa: B018
+        self.assertNotIn(message, self.client_contact.with_user(employee).message_ids)
 
         recruiter = new_test_user(
             self.env, login="recruiter", groups="base.group_user,hr_recruitment.group_hr_recruitment_user"

@@ -6,7 +6,7 @@ from odoo import modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import ANNA, PASSWORDS, MailboxCase, allow_local_servers, make_mail
+from .common import ANNA, BERT, PASSWORDS, MailboxCase, allow_local_servers, make_mail
 from .harness.dns_server import DnsServer
 from .harness.dovecot import Dovecot
 from .harness.smtp_server import SMTPTestServer
@@ -189,6 +189,39 @@ class TestSetup(MailboxCase):
         self.assertEqual(self.env["ir.mail_server"]._find_mail_server(ANNA)[0], server)
         self.anna.action_mailbox_deactivate()
         self.assertFalse(server.active)
+
+    def test_only_the_recruiter_s_own_mail_leaves_through_their_server(self):
+        self.anna.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": self.smtp.ssl_port})
+        self.anna.action_mailbox_activate()
+        confirmation = self.env["mail.mail"].search([("email_to", "=", ANNA)])
+        self.deliver(self.anna, confirmation_as_delivered(confirmation))
+        self.sync(self.anna)
+        server = self.anna.mailbox_mail_server_id
+        self.assertTrue(server.active)
+        self.env["ir.mail_server"].search([("id", "!=", server.id)]).active = False
+        mails = self.env["mail.mail"].create(
+            [
+                {"email_from": ANNA, "email_to": "carla@example.com", "subject": "Anna's own"},
+                {"email_from": BERT, "email_to": "carla@example.com", "subject": "A colleague's"},
+                {
+                    "email_from": "notifications@recruit.example.test",
+                    "email_to": "carla@example.com",
+                    "subject": "Password reset",
+                },
+                {
+                    "email_from": BERT,
+                    "email_to": "carla@example.com",
+                    "subject": "Forced onto Anna's server",
+                    "mail_server_id": server.id,
+                },
+            ]
+        )
+        with patch.object(modules.module, "current_test", False):
+            mails.send(raise_exception=False)
+        through_anna = sorted(
+            email.message_from_bytes(m.data)["Subject"] for m in self.smtp.messages if m.login == ANNA
+        )
+        self.assertEqual(through_anna, ["Anna's own"])
 
     def test_a_forged_confirmation_proves_nothing(self):
         self.anna.action_mailbox_activate()

@@ -91,10 +91,11 @@ def is_public(address):
 def check_addresses(host, addresses, *, allow_private=False):
     """The guard: refuse ``host`` unless every one of its ``addresses`` is public.
 
-    Raises :class:`errors.HostNotAllowed`; does nothing when ``allow_private``
-    (an administrator's choice). Used here and by :mod:`.discovery`.
+    Raises :class:`errors.HostNotAllowed`; does nothing when ``allow_private`` is
+    True, or a collection of host names that holds ``host`` (an administrator's
+    choice). Used here and by :mod:`.discovery`.
     """
-    if allow_private:
+    if allow_private is True or (allow_private and host.lower().rstrip(".") in allow_private):
         return
     for address in addresses:
         try:
@@ -221,6 +222,22 @@ def explain(exc, server):
     return errors.ServerUnreachable(host=server.host, port=server.port)
 
 
+# RFC 5530 codes of a LOGIN that failed for a reason other than the credentials.
+TEMPORARY_CODES = ("[UNAVAILABLE]", "[SERVERBUG]", "[INUSE]", "[LIMIT]", "[CONTACTADMIN]")
+
+
+def refused_login(text):
+    """Whether imapclient's LoginError text is the server refusing the credentials.
+
+    A lost connection ("socket error", "EOF") or a busy server (RFC 5530 codes
+    above) is trouble to retry, not a wrong password.
+    """
+    upper = text.upper()
+    if "SOCKET ERROR" in upper or "EOF" in upper or any(code in upper for code in TEMPORARY_CODES):
+        return False
+    return True
+
+
 def open_imap(server, login, password, *, ca_file=None, timeout=None, allow_private=False):
     """Connect, secure and log in to an IMAP server; return an IMAPClient.
 
@@ -247,9 +264,13 @@ def open_imap(server, login, password, *, ca_file=None, timeout=None, allow_priv
                 raise errors.SecureConnectionUnavailable(host=server.host, port=server.port)
             client.starttls(context)
         client.login(login, password)
-    except LoginError:
+    except LoginError as exc:
         _close(client)
-        raise errors.AuthenticationFailed() from None
+        # imapclient reports a refused password, a server that is busy and a connection lost
+        # during LOGIN alike: only the first is the recruiter's to fix.
+        if refused_login(str(exc)):
+            raise errors.AuthenticationFailed() from None
+        raise errors.ServerUnreachable(host=server.host, port=server.port) from None
     except errors.MailboxError:
         _close(client)
         raise

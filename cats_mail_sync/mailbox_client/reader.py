@@ -127,7 +127,8 @@ class MailboxReader:
                 found.append(
                     Headers(
                         uid=uid,
-                        message_id=(parsed.get("Message-ID") or "").strip(),
+                        # 8-bit headers come as email.header.Header objects: str() them.
+                        message_id=str(parsed.get("Message-ID") or "").strip(),
                         senders=addresses_in(parsed.get_all("From", [])),
                         recipients=addresses_in(parsed.get_all("To", []) + parsed.get_all("Cc", [])),
                         blind_recipients=addresses_in(parsed.get_all("Bcc", [])),

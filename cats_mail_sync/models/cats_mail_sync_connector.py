@@ -2,12 +2,23 @@ import imapclient
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import str2bool
 
 from ..mailbox_client import connection
 
 # How many connection tests and detections one user may start per hour.
 DEFAULT_TRIES_PER_HOUR = 20
+
+
+def allowed_private_hosts(value):
+    """``cats_mail_sync.allow_private_hosts``: True (any host), or the host names allowed
+    (commas or lines), or False."""
+    value = (value or "").strip()
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    names = value.replace(",", "\n").splitlines()
+    return frozenset(name.strip().lower().rstrip(".") for name in names) - {""}
 
 
 class CatsMailSyncConnector(models.AbstractModel):
@@ -27,7 +38,7 @@ class CatsMailSyncConnector(models.AbstractModel):
         params = self.env["ir.config_parameter"].sudo()
         return {
             "ca_file": params.get_param("cats_mail_sync.ca_file") or None,
-            "allow_private": str2bool(params.get_param("cats_mail_sync.allow_private_hosts") or "0"),
+            "allow_private": allowed_private_hosts(params.get_param("cats_mail_sync.allow_private_hosts")),
         }
 
     @api.model

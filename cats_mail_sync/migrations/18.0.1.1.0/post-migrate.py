@@ -11,6 +11,9 @@ import re
 
 from cryptography.fernet import InvalidToken
 
+from odoo.addons.cats_mail_sync.mailbox_client import errors
+from odoo.addons.cats_mail_sync.mailbox_client.connection import resolve
+from odoo.addons.cats_mail_sync.models.cats_mail_sync_connector import allowed_private_hosts
 from odoo.addons.cats_mail_sync.models.cats_mail_sync_secret import cipher
 
 _logger = logging.getLogger(__name__)
@@ -79,9 +82,44 @@ def drop_plain_setup_passwords(cr):
     cr.execute("ALTER TABLE IF EXISTS cats_mail_sync_setup DROP COLUMN IF EXISTS password")
 
 
+def allow_private_hosts_in_use(cr):
+    """Keep working the mailboxes that used servers on private networks, which this version
+    refuses by default: their hosts join ``cats_mail_sync.allow_private_hosts``."""
+    cr.execute("SELECT value FROM ir_config_parameter WHERE key = 'cats_mail_sync.allow_private_hosts'")
+    row = cr.fetchone()
+    if allowed_private_hosts(row and row[0]) is True:
+        return []
+    cr.execute(
+        """SELECT DISTINCT lower(host) FROM (
+               SELECT mailbox_imap_host AS host FROM res_users WHERE mailbox_state IN ('active', 'error')
+               UNION SELECT mailbox_smtp_host FROM res_users WHERE mailbox_state IN ('active', 'error')
+           ) hosts WHERE host IS NOT NULL"""
+    )
+    private = []
+    for (host,) in cr.fetchall():
+        try:
+            resolve(host, 993)
+        except errors.HostNotAllowed:
+            private.append(host)
+        except errors.MailboxError:
+            continue
+    if private:
+        allowed = sorted(set(allowed_private_hosts(row and row[0]) or ()) | set(private))
+        cr.execute(
+            """INSERT INTO ir_config_parameter (key, value, create_date, write_date)
+               VALUES ('cats_mail_sync.allow_private_hosts', %s,
+                       now() at time zone 'UTC', now() at time zone 'UTC')
+               ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""",
+            [", ".join(allowed)],
+        )
+        _logger.warning("Mail servers on private networks kept allowed: %s", ", ".join(private))
+    return private
+
+
 def migrate(cr, version):
     if not version:
         return
     done = encrypt_plain_secrets(cr)
     drop_plain_setup_passwords(cr)
+    allow_private_hosts_in_use(cr)
     _logger.info("Encrypted %s mailbox passwords kept in clear", done)

@@ -193,24 +193,16 @@ class TestNoSecretOverAnyRoute(MailboxCase):
 
 @tagged("post_install", "-at_install")
 class TestNoProbingOfTheNetwork(MailboxCase):
+    def assistant(self, user, **values):
+        """An assistant of ``user``'s, with a password typed and IMAP settings."""
+        values = {"email": user.email, "login": user.email, "password": "x", "imap_security": "ssl", **values}
+        return self.env["cats_mail_sync.setup"].with_user(user).create(values)
+
     def test_private_hosts_are_refused_unless_an_administrator_allows_them(self):
         self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.allow_private_hosts", "False")
         with self.assertRaisesRegex(UserError, "private or local network"):
             self.anna.action_mailbox_activate()
-        setup = (
-            self.env["cats_mail_sync.setup"]
-            .with_user(self.anna)
-            .create(
-                {
-                    "email": ANNA,
-                    "login": ANNA,
-                    "password": PASSWORDS[ANNA],
-                    "imap_host": "127.0.0.1",
-                    "imap_port": 22,
-                    "imap_security": "ssl",
-                }
-            )
-        )
+        setup = self.assistant(self.anna, password=PASSWORDS[ANNA], imap_host="127.0.0.1", imap_port=22)
         setup.action_test()
         self.assertIn("private or local network", setup.test_result)
         # Or only the hosts an administrator named (an upgrade names those already in use).
@@ -222,19 +214,7 @@ class TestNoProbingOfTheNetwork(MailboxCase):
         self.assertIn("private or local network", setup.test_result, "127.0.0.1 is not named")
 
     def test_an_open_port_and_a_closed_one_look_the_same(self):
-        setup = (
-            self.env["cats_mail_sync.setup"]
-            .with_user(self.anna)
-            .create(
-                {
-                    "email": ANNA,
-                    "login": ANNA,
-                    "password": "x",
-                    "imap_host": "localhost",
-                    "imap_security": "ssl",
-                }
-            )
-        )
+        setup = self.assistant(self.anna, imap_host="localhost")
         texts = []
         with socket.socket() as listening:  # an open port that speaks no mail
             listening.bind(("127.0.0.1", 0))
@@ -247,36 +227,12 @@ class TestNoProbingOfTheNetwork(MailboxCase):
 
     def test_tries_are_limited_per_user(self):
         self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.tries_per_hour", "2")
-        setup = (
-            self.env["cats_mail_sync.setup"]
-            .with_user(self.anna)
-            .create(
-                {
-                    "email": ANNA,
-                    "login": ANNA,
-                    "password": "x",
-                    "imap_host": "localhost",
-                    "imap_port": free_port(),
-                }
-            )
-        )
+        setup = self.assistant(self.anna, imap_host="localhost", imap_port=free_port())
         setup.action_test()
         setup.action_test()
         with self.assertRaisesRegex(UserError, "wait a while"):
             setup.action_test()
         with self.assertRaisesRegex(UserError, "wait a while"):
             setup.action_detect()
-        other = (
-            self.env["cats_mail_sync.setup"]
-            .with_user(self.bert)
-            .create(
-                {
-                    "email": BERT,
-                    "login": BERT,
-                    "password": "x",
-                    "imap_host": "localhost",
-                    "imap_port": free_port(),
-                }
-            )
-        )
+        other = self.assistant(self.bert, imap_host="localhost", imap_port=free_port())
         other.action_test()  # Bert has tries of his own

@@ -152,15 +152,18 @@ class CatsMailSyncSync(models.AbstractModel):
             if tally.deadline and time.monotonic() > tally.deadline:
                 return  # the cursor says where the next run goes on
             done = Tally()
+            # The server is read with no transaction open: the one that reads the
+            # matches ends before the bodies are fetched, the one that logs after.
+            headers = reader.headers(batch)
+            if rescan:
+                headers = [h for h in headers if not h.received or h.received >= user.mailbox_activated_at]
+            found = self._match_batch(user, folder, headers, done)
+            self._commit()
+            raw = reader.messages(list(found)) if found else {}
             with self.env.cr.savepoint():
-                headers = reader.headers(batch)
-                if rescan:
-                    headers = [
-                        h for h in headers if not h.received or h.received >= user.mailbox_activated_at
-                    ]
                 if folder.role == "inbox":
                     user._mailbox_confirm_address(headers)
-                self._log_batch(user, reader, folder, headers, done)
+                self._log_found(user, folder, found, raw, done)
                 folder.write(
                     {
                         "uidvalidity": status.uidvalidity,
@@ -198,8 +201,9 @@ class CatsMailSyncSync(models.AbstractModel):
         return reader.status(name)
 
     @api.model
-    def _log_batch(self, user, reader, folder, headers, tally):
-        """Match a batch of headers, fetch the matching mails whole, log them.
+    def _match_batch(self, user, folder, headers, tally):
+        """The mails of a batch of headers to log: ``{uid: (header, {record: Bcc addresses it
+        matched through}, author)}``.
 
         Mail whose every other party is internal, or that involves an excluded
         address, is not logged; internal and excluded addresses match nothing.
@@ -216,7 +220,6 @@ class CatsMailSyncSync(models.AbstractModel):
             parties = header.addresses(with_bcc) - own
             if not parties - internal or parties & excluded:
                 continue
-            # Each record, with the Bcc addresses (only) it matched through.
             records = {}
             for address in sorted(parties):
                 for record in matches.get(address, []):
@@ -226,9 +229,11 @@ class CatsMailSyncSync(models.AbstractModel):
             if records:
                 found[header.uid] = (header, records, self._author(user, header, matches, own))
         tally.matched += len(found)
-        if not found:
-            return
-        raw = reader.messages(list(found))
+        return found
+
+    @api.model
+    def _log_found(self, user, folder, found, raw, tally):
+        """Log the mails found, as fetched whole in ``raw`` (``{uid: bytes}``)."""
         mails = []
         for uid, (header, records, author) in found.items():
             if uid in raw:
@@ -237,7 +242,9 @@ class CatsMailSyncSync(models.AbstractModel):
                 tally.skip(
                     folder.name, header.message_id, "", header.received, "deleted before it could be read"
                 )
-        logged, skipped = logger._log(user, mails)
+        if not mails:
+            return
+        logged, skipped = self.env["cats_mail_sync.logger"]._log(user, mails)
         tally.logged += logged
         for values, reason in skipped:
             tally.skip(folder.name, values["message_id"], values.get("subject"), values.get("date"), reason)

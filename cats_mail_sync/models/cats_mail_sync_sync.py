@@ -89,6 +89,8 @@ class CatsMailSyncSync(models.AbstractModel):
         )
         for user in users:
             if time.monotonic() > deadline:
+                # The rest (read longest ago, so first next time) is for a run that starts now.
+                self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")._trigger()
                 break
             self._sync(user, deadline)
             self._commit()

@@ -1,6 +1,10 @@
 import time
+from datetime import timedelta
 from unittest.mock import patch
 
+from freezegun import freeze_time
+
+from odoo import fields
 from odoo.tests import new_test_user, tagged
 
 from ..mailbox_client.reader import MailboxReader
@@ -168,3 +172,28 @@ class TestRunsStayWithinTheCronsTime(MailboxCase):
         self.assertFalse(self.messages_with("<later@x>"))
         self.assertEqual(self.anna.mailbox_state, "active")
         self.assertEqual(self.sync(self.anna), 1)
+
+    def test_a_run_out_of_time_leaves_the_others_first_for_a_run_that_starts_at_once(self):
+        self.anna.action_mailbox_activate()
+        self.bert.action_mailbox_activate()
+        self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.run_seconds", "0")
+        self.deliver(self.bert, make_mail("carla.candidate@example.com", BERT, message_id="<waits@x>"))
+        cron = self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        with patch.object(type(self.env["cats_mail_sync.sync"]), "_sync") as sync:
+            self.run_cron()
+        self.assertEqual(sync.call_count, 0, "no mailbox starts after the time budget")
+        self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1)
+
+    def test_mailboxes_synchronized_longest_ago_come_first(self):
+        start = fields.Datetime.now()
+        with freeze_time(start):
+            self.anna.action_mailbox_activate()
+            self.bert.action_mailbox_activate()
+        with freeze_time(start + timedelta(minutes=10)):
+            self.sync(self.anna)
+        order = []
+        sync_class = type(self.env["cats_mail_sync.sync"])
+        with patch.object(sync_class, "_sync", lambda sync, user, deadline=None: order.append(user)):
+            self.run_cron()
+        self.assertEqual(order, [self.bert, self.anna])

@@ -16,6 +16,7 @@ _logger = logging.getLogger(__name__)
 MAX_MESSAGE_ID = 250
 MAX_HEADER = 1000
 HEADERS = ("Subject", "From", "To", "Cc")
+PLACEHOLDER_ID = "<cats-mail-sync-parsing@localhost>"
 # Characters PostgreSQL refuses (NUL) or that no header should carry.
 CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 
@@ -115,6 +116,8 @@ class CatsMailSyncLogger(models.AbstractModel):
         Returns ``(number logged, [(values, reason) skipped])``.
         """
         parsed = [(self._parse(raw), raw, records, author) for raw, records, author in mails]
+        # In Message-ID order: two runs logging the same mails take their locks in the same order.
+        parsed.sort(key=lambda mail: mail[0]["message_id"])
         self.env.cr.execute(
             "SELECT model, res_id, message_id FROM mail_message WHERE message_id = ANY(%s)",
             [[values["message_id"] for values, _raw, _records, _author in parsed]],
@@ -147,23 +150,25 @@ class CatsMailSyncLogger(models.AbstractModel):
 
     @api.model
     def _parse(self, raw):
-        """Odoo's own reading of a mail, with a Message-ID that is stable across runs."""
-        message = email.message_from_bytes(raw, policy=policy.SMTP)
-        message_id = _clean(str(message.get("Message-ID") or "")).strip()
-        if not message_id or len(message_id) > MAX_MESSAGE_ID or any(c.isspace() for c in message_id):
-            # None, or one the database index cannot hold: one made of the mail's bytes.
-            message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@cats-mail-sync>"
-        del message["Message-ID"]
-        message["Message-ID"] = message_id
+        """Odoo's own reading of a mail, with a Message-ID that is stable across runs; the
+        safest form (see :meth:`_safest`) of a mail Odoo cannot read."""
+        message_id = stable_message_id(raw)
         try:
+            message = email.message_from_bytes(raw, policy=policy.SMTP)
+            # The modern parser fails on some real Message-IDs (Exchange's "<[...]@host>"):
+            # Odoo reads a placeholder, the mail keeps its own.
+            del message["Message-ID"]
+            message["Message-ID"] = PLACEHOLDER_ID
             values = self.env["mail.thread"].message_parse(message)
+            values.update(
+                to=str(message.get("To", "")),
+                cc=str(message.get("Cc", "")),
+                bcc_header=bool(message.get("Bcc")),
+            )
         except Exception:  # noqa: BLE001 - any odd mail is kept, whole, as a file
-            _logger.warning("Mail %s could not be read; it is logged as an attached file.", message_id)
+            _logger.warning("Mail %s could not be read; it is logged as an attached file.", message_id[:100])
             return self._safest(raw, {"message_id": message_id})
         values["message_id"] = message_id
-        values["to"] = str(message.get("To", ""))
-        values["cc"] = str(message.get("Cc", ""))
-        values["bcc_header"] = bool(message.get("Bcc"))
         return values
 
     @api.model
@@ -245,6 +250,19 @@ def _in_list(addresses, listed):
         if address in names or parents & names:
             found.add(address)
     return found
+
+
+def stable_message_id(raw):
+    """The mail's Message-ID, read as it is written; or, when there is none or the database
+    index cannot hold it, one made of the mail's bytes (the same at every run)."""
+    try:
+        found = email.message_from_bytes(raw, policy=policy.compat32).get("Message-ID")
+        message_id = _clean(str(found or "")).strip()
+    except Exception:  # noqa: BLE001 - no readable header: the bytes decide
+        message_id = ""
+    if not message_id or len(message_id) > MAX_MESSAGE_ID or any(c.isspace() for c in message_id):
+        message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@cats-mail-sync>"
+    return message_id
 
 
 def _clean(text):

@@ -40,6 +40,15 @@ class TestOneBadMailNeverBlocks(MailboxCase):
         self.assertEqual(self.sync(self.anna), 0, "nothing logged twice")
         self.assertEqual(len(self.logged(self.candidate).filtered(lambda m: m.subject == "Huge id")), 1)
 
+    def test_an_exchange_message_id_that_python_cannot_parse_is_kept_as_it_is(self):
+        self.deliver(self.anna, raw_mail("Exchange", "<[1234abcd]@exchange.example>"))
+        self.deliver(self.anna, raw_mail("Exchange bare", "<[5678]>"))
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<next@x>"))
+        self.assertEqual(self.sync(self.anna), 3)
+        self.assertEqual(len(self.logged(self.candidate, "<[1234abcd]@exchange.example>")), 1)
+        self.assertEqual(len(self.logged(self.candidate, "<[5678]>")), 1)
+        self.assertEqual(len(self.logged(self.candidate, "<next@x>")), 1)
+
     def test_a_mail_that_cannot_be_logged_at_all_is_skipped_with_its_reason_and_the_run_goes_on(self):
         self.deliver(
             self.anna, make_mail("carla.candidate@example.com", ANNA, subject="Poison", message_id="<p@x>")

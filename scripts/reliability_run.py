@@ -613,6 +613,50 @@ class Suite:
             notes=[f"logged by Anna's run / Bert's run: {outcomes}"],
         )
 
+    def write_conflict(self):
+        """The recruiter saves the profile while a scheduled run reads the mailbox: the run's
+        write of the mailbox's state conflicts; the run after it, for Bert, goes on."""
+        expected, strays = self.deliver(17)
+        bert_expected, bert_strays = self.deliver(17, login=BERT, sent=0)
+        anna = self.user(ANNA).id
+        with self.registry.cursor() as profile:
+            # The profile is saved (the row locked) before the run writes the mailbox's state.
+            profile.execute("UPDATE res_users SET mailbox_excluded = 'family.example' WHERE id = %s", [anna])
+            results, failures = [], []
+
+            def cron():
+                try:
+                    with self.registry.cursor() as cr:
+                        cr.execute(LOCK_TIMEOUT)
+                        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+                        env["cats_mail_sync.sync"]._cron()
+                        results.append("done")
+                except Exception as error:  # noqa: BLE001 - reported as the scenario's failure
+                    failures.append(f"{type(error).__name__}: {short(error)}")
+
+            thread = threading.Thread(target=cron, daemon=True)
+            thread.start()
+            time.sleep(2)  # the run has logged Anna's mail and waits for the row
+            profile.commit()
+            thread.join(THREAD_TIMEOUT)
+        self.commit()
+        cron_state = self.state(ANNA)
+        self.follow_up()
+        self.cr.execute(
+            "SELECT error FROM cats_mail_sync_run WHERE user_id = %s ORDER BY id DESC LIMIT 3", [anna]
+        )
+        recorded = " | ".join(error for (error,) in self.cr.fetchall() if error)
+        return self.row(
+            "17. the recruiter saves the profile while a run writes the mailbox's state",
+            expected + bert_expected,
+            strays + bert_strays,
+            checks=[
+                (not failures and results == ["done"], "; ".join(failures) or "the run did not end"),
+                (not thread.is_alive(), f"the run still going after {THREAD_TIMEOUT} s"),
+            ],
+            notes=[f"after the conflict: {cron_state}; recorded: {short(recorded, 80) or 'nothing'}"],
+        )
+
     def uidvalidity_reset(self):
         old, strays = self.deliver(13, sent=0)
         self.run(ANNA, "13 before")
@@ -891,6 +935,7 @@ def run_scenarios(suite, corpora):
     scenario(suite, suite.same_mail_two_mailboxes, "12b", True)
     scenario(suite, suite.uidvalidity_reset)
     scenario(suite, suite.old_date)
+    scenario(suite, suite.write_conflict)
     cases = corpus.hostile_corpus(CANDIDATE, ANNA)
     found = scenario(
         suite, suite.hostile, 15, f"hostile corpus ({len(cases)} mails), then a normal mail", ANNA, cases

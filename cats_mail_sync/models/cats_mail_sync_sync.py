@@ -126,11 +126,19 @@ class CatsMailSyncSync(models.AbstractModel):
             else:
                 user._mailbox_set_state("active", mailbox_last_sync_at=fields.Datetime.now())
             self._record(user, tally, started_at, time.monotonic() - started)
+            self.env.flush_all()  # a write conflict shows here, not in the caller's commit
             return tally.logged
         except psycopg2.Error as error:
-            # Even recording failed (a write conflict on the user, say): the next run tries again.
+            # Writing the outcome conflicted (the recruiter saved the profile meanwhile, say):
+            # back to the last commit (the mail logged stays), then record the real error.
             self._recover(error)
-            _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user.id, error)
+            try:
+                self._failed(user, error, tally)
+                self._record(user, tally, started_at, time.monotonic() - started)
+                self.env.flush_all()
+            except psycopg2.Error as again:
+                self._recover(again)
+                _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user.id, again)
             return tally.logged
         finally:
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, user.id))

@@ -10,10 +10,17 @@ any of its addresses is not on the public internet (loopback, private,
 link-local...), unless the caller passes ``allow_private=True``; the connection
 then goes to the addresses that were checked. Every way a port can fail gives
 the same :class:`errors.ServerUnreachable`: these functions are no port scanner.
+
+Sign-in is with a password or with an OAuth2 access token (SASL XOAUTH2, as
+Gmail and Microsoft 365 want it): ``open_imap``/``open_smtp`` take exactly one of
+``password`` and ``access_token``, through the same code: same guard, same
+certificate checks, same error mapping. A refused token is :class:`errors.TokenRefused`.
+Neither ever appears in an error text.
 """
 
 import imaplib
 import ipaddress
+import re
 import smtplib
 import socket
 import ssl
@@ -44,6 +51,27 @@ class Server:
             raise errors.InvalidSettings(reason=f"port {self.port} is out of range")
         if self.security not in SECURITY_MODES:
             raise errors.InvalidSettings(reason="only SSL/TLS or STARTTLS connections are allowed")
+
+
+# RFC 6750's b64token: what a bearer token may hold (no spaces, no control characters).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+def _credentials(login, password, access_token):
+    """Check that exactly one of ``password`` and ``access_token`` is given, and a sound token."""
+    if (password is None) == (access_token is None):
+        raise TypeError("give exactly one of password and access_token")
+    if access_token is None:
+        return
+    if not login or any(c in login for c in "\x00\x01\r\n"):
+        raise errors.InvalidSettings(reason="no valid login name")
+    if not _BEARER_TOKEN.fullmatch(access_token):
+        raise errors.TokenRefused()
+
+
+def xoauth2_string(login, access_token):
+    """The SASL XOAUTH2 initial response, unencoded: "user=...\\1auth=Bearer ...\\1\\1"."""
+    return f"user={login}\x01auth=Bearer {access_token}\x01\x01"
 
 
 def tls_context(ca_file=None):
@@ -238,12 +266,19 @@ def refused_login(text):
     return True
 
 
-def open_imap(server, login, password, *, ca_file=None, timeout=None, allow_private=False):
+def open_imap(
+    server, login, password=None, *, access_token=None, ca_file=None, timeout=None, allow_private=False
+):
     """Connect, secure and log in to an IMAP server; return an IMAPClient.
 
-    The host must resolve to public addresses only unless ``allow_private``.
-    Raises :class:`errors.MailboxError` subclasses only.
+    Log in with ``password`` (LOGIN) or ``access_token`` (AUTHENTICATE XOAUTH2),
+    exactly one of them. The host must resolve to public addresses only unless
+    ``allow_private``. Raises :class:`errors.MailboxError` subclasses only (a
+    refused password :class:`errors.AuthenticationFailed`, a refused token
+    :class:`errors.TokenRefused`).
     """
+    _credentials(login, password, access_token)
+    refused = errors.AuthenticationFailed if access_token is None else errors.TokenRefused
     addresses = resolve(server.host, server.port, allow_private=allow_private)
     context = tls_context(ca_file)
     timeout = timeout or imapclient.SocketTimeout(CONNECT_TIMEOUT, READ_TIMEOUT)
@@ -263,13 +298,16 @@ def open_imap(server, login, password, *, ca_file=None, timeout=None, allow_priv
             if b"STARTTLS" not in client.capabilities():
                 raise errors.SecureConnectionUnavailable(host=server.host, port=server.port)
             client.starttls(context)
-        client.login(login, password)
+        if access_token is None:
+            client.login(login, password)
+        else:
+            client.oauth2_login(login, access_token)
     except LoginError as exc:
         _close(client)
         # imapclient reports a refused password, a server that is busy and a connection lost
         # during LOGIN alike: only the first is the recruiter's to fix.
         if refused_login(str(exc)):
-            raise errors.AuthenticationFailed() from None
+            raise refused() from None
         raise errors.ServerUnreachable(host=server.host, port=server.port) from None
     except errors.MailboxError:
         _close(client)
@@ -280,12 +318,24 @@ def open_imap(server, login, password, *, ca_file=None, timeout=None, allow_priv
     return client
 
 
-def open_smtp(server, login, password, *, ca_file=None, timeout=CONNECT_TIMEOUT, allow_private=False):
+def open_smtp(
+    server,
+    login,
+    password=None,
+    *,
+    access_token=None,
+    ca_file=None,
+    timeout=CONNECT_TIMEOUT,
+    allow_private=False,
+):
     """Connect, secure and authenticate to an SMTP submission server.
 
-    The host must resolve to public addresses only unless ``allow_private``.
-    Returns the logged-in :class:`smtplib.SMTP`; raises :class:`errors.MailboxError`.
+    Authenticate with ``password`` (AUTH PLAIN/LOGIN) or ``access_token`` (AUTH
+    XOAUTH2), exactly one of them. The host must resolve to public addresses only
+    unless ``allow_private``. Returns the logged-in :class:`smtplib.SMTP`; raises
+    :class:`errors.MailboxError` (a refused token: :class:`errors.TokenRefused`).
     """
+    _credentials(login, password, access_token)
     addresses = resolve(server.host, server.port, allow_private=allow_private)
     context = tls_context(ca_file)
     try:
@@ -301,10 +351,17 @@ def open_smtp(server, login, password, *, ca_file=None, timeout=CONNECT_TIMEOUT,
             if not smtp.has_extn("starttls"):
                 raise errors.SecureConnectionUnavailable(host=server.host, port=server.port)
             smtp.starttls(context=context)
-        smtp.login(login, password)
-    except smtplib.SMTPAuthenticationError:
+        if access_token is None:
+            smtp.login(login, password)
+        else:
+            _smtp_xoauth2(smtp, login, access_token)
+    except smtplib.SMTPAuthenticationError as exc:
         _close(smtp)
-        raise errors.AuthenticationFailed() from None
+        if access_token is None:
+            raise errors.AuthenticationFailed() from None
+        if 400 <= exc.smtp_code < 500:  # 454: the server could not check the token now
+            raise errors.ServerUnreachable(host=server.host, port=server.port) from None
+        raise errors.TokenRefused() from None
     except errors.MailboxError:
         _close(smtp)
         raise
@@ -312,6 +369,14 @@ def open_smtp(server, login, password, *, ca_file=None, timeout=CONNECT_TIMEOUT,
         _close(smtp)
         raise explain(exc, server) from None
     return smtp
+
+
+def _smtp_xoauth2(smtp, login, access_token):
+    """AUTH XOAUTH2 with the initial response; a refused token gets a 334 with the server's
+    error, answered with an empty line (then 535): the token is sent once."""
+    smtp.ehlo_or_helo_if_needed()
+    initial = xoauth2_string(login, access_token)
+    smtp.auth("XOAUTH2", lambda challenge=None: "" if challenge else initial, initial_response_ok=True)
 
 
 def _close(connection):

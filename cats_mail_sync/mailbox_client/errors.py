@@ -33,6 +33,13 @@ class AuthenticationFailed(MailboxError):
     definitive = True
 
 
+class TokenRefused(AuthenticationFailed):
+    """The server refused the OAuth2 access token (expired, revoked, not this mailbox's):
+    a refused login like a wrong password, in other words."""
+
+    message = _lt("The mail server refused the sign-in; sign in again.")
+
+
 class ServerNotFound(MailboxError):
     message = _lt("The server %(host)s does not exist (no DNS record). Check the host name.")
 

@@ -3,12 +3,21 @@
 Started on free loopback ports with TLS only (a certificate of the run's test
 CA), users from a passwd file, Maildir storage with INBOX and a \\Sent folder.
 Mail is put in over IMAP APPEND, as a real mail client would.
+
+``oauth=`` an :class:`harness.oauth_server.OAuthServer` adds sign-in with OAuth2
+access tokens (SASL XOAUTH2 and OAUTHBEARER): Dovecot's own ``oauth2`` passdb
+asks the server's introspection endpoint (RFC 7662, over HTTPS checked against
+the test CA) whether a token is active and whose it is. Passwords stay valid
+for PLAIN/LOGIN: the harness's own connections (``client``, ``append``) use
+them, and every user of the OAuth server gets one (a random one unless
+``users`` gives it).
 """
 
 import getpass
 import grp
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import ssl
@@ -37,7 +46,7 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 auth_failure_delay = 0
 service anvil {{
   chroot =
@@ -52,9 +61,9 @@ service imap-login {{
     ssl = yes
   }}
 }}
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+{password_mechanisms}  args = scheme=PLAIN username_format=%u {root}/passwd
 }}
 userdb {{
   driver = static
@@ -66,6 +75,28 @@ namespace inbox {{
   separator = /
 {folders}
 }}
+"""
+
+# Tokens go to the oauth2 passdb only, passwords to the passwd-file one only.
+OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+
+# Dovecot 2.3's oauth2 passdb (PasswordDatabase.oauth2 in dovecot-core's docs): an inactive
+# token is "password mismatch" (a refused login); an introspection endpoint that fails is a
+# temporary failure ("[UNAVAILABLE]").
+OAUTH_CONFIG = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = email
+active_attribute = active
+active_value = true
+tls_ca_cert_file = {ca_file}
+timeout_msecs = 10000
 """
 
 FOLDER = """\
@@ -90,8 +121,12 @@ class Dovecot:
 
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
-    def __init__(self, users, folders=None, cert=None, root=None, tls=None):
+    def __init__(self, users, folders=None, cert=None, root=None, tls=None, oauth=None):
         self.users = dict(users)
+        self.oauth = oauth
+        if oauth is not None:
+            for login in oauth.users:
+                self.users.setdefault(login, secrets.token_urlsafe(18))
         self.folders = {"Sent": "\\Sent"} if folders is None else folders
         self.authority = tls or authority()
         self.cert_file, self.key_file = cert or (self.authority.cert_file, self.authority.key_file)
@@ -131,12 +166,17 @@ class Dovecot:
             ssl_port=self.ssl_port,
             starttls_port=self.starttls_port,
             folders=folders,
+            oauth_mechanisms=" xoauth2 oauthbearer" if self.oauth else "",
+            oauth_passdb=OAUTH_PASSDB.format(root=self.root) if self.oauth else "",
+            password_mechanisms="  mechanisms = plain login\n" if self.oauth else "",
         )
         for sub in ("run", "state", "home"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         os.chown(self.root / "home", uid, gid)
         (self.root / "dovecot.conf").write_text(config)
+        if self.oauth:
+            self.write_oauth_config()
         self.write_passwd()
         # The daemon must not hold the caller's output open: it logs to dovecot.log.
         quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -150,6 +190,16 @@ class Dovecot:
     def write_passwd(self):
         lines = "".join(f"{login}:{{PLAIN}}{password}::::::\n" for login, password in self.users.items())
         (self.root / "passwd").write_text(lines)
+
+    def write_oauth_config(self):
+        # The auth process may run as another user than the caller's: the CA goes next to the config.
+        ca_file = self.root / "oauth-ca.pem"
+        shutil.copyfile(self.oauth.ca_file, ca_file)
+        user, password = self.oauth.introspection_credentials
+        url = self.oauth.introspection_url.replace("https://", f"https://{user}:{password}@", 1)
+        (self.root / "dovecot-oauth2.conf.ext").write_text(
+            OAUTH_CONFIG.format(introspection_url=url, ca_file=ca_file)
+        )
 
     def stop(self):
         subprocess.run(

@@ -13,17 +13,28 @@ successful AUTH (the plaintext listener too). The certificate is the run's test 
 ``plaintext=True`` gives one unencrypted listener instead (``plain_port``), with
 no STARTTLS, that offers and accepts AUTH in clear text: the server a client
 must refuse to send a password to. Every AUTH command it gets is recorded.
+
+``oauth=`` adds AUTH XOAUTH2 (offered only then): an
+:class:`harness.oauth_server.OAuthServer` (its tokens are checked with its
+``introspect``) or a callable ``token -> email or None``. The token must be
+active and its email the ``user=`` of the XOAUTH2 string. A refused token gets
+what Gmail answers: a 334 challenge with a JSON error, then, after the client's
+empty reply, 535.
 """
 
+import base64
+import binascii
+import json
 import ssl
 from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
 from . import tls
 
 HOST = "127.0.0.1"
+XOAUTH2_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "https://mail.example.test/"})
 
 
 @dataclass(frozen=True)
@@ -101,14 +112,45 @@ class _Handler:
         )
         return "250 2.0.0 Message accepted"
 
+    async def auth_XOAUTH2(self, smtp, args):
+        """SASL XOAUTH2: "user=<login>\\1auth=Bearer <token>\\1\\1", inline (base64) or after a 334."""
+        if len(args) > 1:
+            try:
+                data = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                await smtp.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            data = await smtp.challenge_auth("")
+            if data is MISSING:
+                return AuthResult(success=False, handled=True)
+        parts = data.decode("utf-8", "replace").split("\x01")
+        fields = dict(part.split("=", 1) for part in parts if "=" in part)
+        login = fields.get("user", "")
+        scheme, _, token = fields.get("auth", "").partition(" ")
+        if scheme.lower() == "bearer" and token and self.server.token_owner(token) == login:
+            return AuthResult(success=True, auth_data=LoginPassword(login.encode(), b""))
+        # Like Gmail: the error as a challenge, then 535 once the client answered it.
+        if await smtp.challenge_auth(XOAUTH2_ERROR) is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False)
+
 
 class SMTPTestServer:
     """Context manager running the listeners in background threads."""
 
     def __init__(
-        self, users=None, *, cert_file=None, key_file=None, plaintext=False, hostname="mail.example.test"
+        self,
+        users=None,
+        *,
+        cert_file=None,
+        key_file=None,
+        plaintext=False,
+        hostname="mail.example.test",
+        oauth=None,
     ):
         self.users = dict(users or {})
+        self.oauth = oauth
         self.messages = []
         self.auth_attempts = []
         self.starttls_port = self.ssl_port = self.plain_port = None
@@ -126,7 +168,18 @@ class SMTPTestServer:
         ok = login in self.users and self.users[login] == password
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
+    def token_owner(self, token):
+        """The email of an active access token, or None (``oauth``: a server or a callable)."""
+        if self.oauth is None:
+            return None
+        if callable(self.oauth):
+            return self.oauth(token)
+        answer = self.oauth.introspect(token)
+        return answer.get("email") if answer.get("active") else None
+
     def _start(self, listener, **smtp_parameters):
+        if self.oauth is None:
+            smtp_parameters["auth_exclude_mechanism"] = ["XOAUTH2"]
         controller = _Controller(
             _Handler(self, listener),
             listener,

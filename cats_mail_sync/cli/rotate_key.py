@@ -17,6 +17,9 @@ It prints how many secrets were encrypted again in each database, never a
 secret nor a key (but the one ``--new-key`` asks for).
 """
 
+# A command: what it prints is its output.
+# pylint: disable=print-used
+
 import argparse
 import os
 import sys
@@ -172,5 +175,5 @@ class CatsMailSyncRotateKey(Command):
             if "cats_mail_sync.secret" not in env:
                 return None
             result = rotate_secrets(env, keys)
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
         return result

@@ -18,6 +18,7 @@ certificate checks, same error mapping. A refused token is :class:`errors.TokenR
 Neither ever appears in an error text.
 """
 
+import contextlib
 import imaplib
 import ipaddress
 import re
@@ -380,10 +381,8 @@ def _smtp_xoauth2(smtp, login, access_token):
 
 
 def _close(connection):
-    try:
+    with contextlib.suppress(OSError, IMAPClientError, smtplib.SMTPException):
         if isinstance(connection, smtplib.SMTP):
             connection.close()
         else:
             connection.shutdown()
-    except (OSError, IMAPClientError, smtplib.SMTPException):
-        pass

@@ -440,7 +440,7 @@ class ResUsers(models.Model):
         """The error in the user's language."""
         return self.with_context(lang=self.lang).env._(error.message, **error.params)
 
-    def _mailbox_set_state(self, state, **values):
+    def _mailbox_set_state(self, state, **values):  # pylint: disable=missing-return
         if state == "active" and "mailbox_error" not in values and "mailbox_last_sync_at" in values:
             values.update(
                 mailbox_error=False, mailbox_failures=0, mailbox_failing_since=False, mailbox_retry_at=False
@@ -464,7 +464,7 @@ class ResUsers(models.Model):
         host = (self.mailbox_imap_host or "").lower().rstrip(".")
         return host == domain or host.endswith("." + domain) or domain in PROVIDER_DOMAINS.get(host, ())
 
-    def _mailbox_send_confirmation(self):
+    def _mailbox_send_confirmation(self):  # pylint: disable=missing-return
         """Mail the address, through Odoo's own outgoing server, a token the sync looks for in
         this mailbox's Inbox: it arrives there only if the address delivers into this mailbox."""
         token = secrets.token_urlsafe(32)

@@ -126,7 +126,7 @@ class TestPrivacy(MailboxCase):
         self.assertEqual(len(attachment), 1)
 
         employee = new_test_user(self.env, login="employee", groups="base.group_user")
-        portal = new_test_user(self.env, login="portal", groups="base.group_portal")
+        portal = new_test_user(self.env, login="cats_portal", groups="base.group_portal")
         self.client_contact.with_user(employee).read(["name"])  # the contact itself stays readable
         for outsider in (employee, portal):
             messages = self.env["mail.message"].with_user(outsider)

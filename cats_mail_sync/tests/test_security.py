@@ -108,7 +108,7 @@ class TestTheAddressIsYourOwn(MailboxCase):
         self.anna.action_mailbox_activate()
         self.env["ir.mail_server"]._cats_mail_sync_update(self.anna)
         self.assertFalse(self.anna.mailbox_mail_server_id.active, "not before the address is proven")
-        super(type(self.anna), self.anna).write({"mailbox_email_confirmed": True})
+        self.anna.write({"mailbox_email_confirmed": True})
         self.env["ir.mail_server"]._cats_mail_sync_update(self.anna)
         server = self.anna.mailbox_mail_server_id
         self.assertTrue(server.active)
@@ -136,7 +136,7 @@ class TestNoSecretOverAnyRoute(MailboxCase):
     def test_the_password_reads_back_nowhere(self):
         self.anna.write({"mailbox_password": self.SECRET})
         colleague = new_test_user(self.env, login="colleague", groups="base.group_user")
-        portal = new_test_user(self.env, login="portal", groups="base.group_portal")
+        portal = new_test_user(self.env, login="cats_portal", groups="base.group_portal")
         for who in (self.anna, colleague, portal, self.env.ref("base.user_admin")):
             users = self.env["res.users"].with_user(who)
             anna = self.anna.with_user(who)

@@ -1,6 +1,6 @@
 from markupsafe import Markup
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..mailbox_client import connection, discovery, errors
@@ -71,7 +71,7 @@ class CatsMailSyncSetup(models.TransientModel):
 
     def write(self, vals):
         if "user_id" in vals:
-            raise UserError(_("An assistant configures one mailbox; open a new one for another."))
+            raise UserError(self.env._("An assistant configures one mailbox; open a new one for another."))
         return super().write(vals)
 
     def _compute_password(self):
@@ -109,10 +109,10 @@ class CatsMailSyncSetup(models.TransientModel):
                 if not setup[f"{kind}_host"]:
                     continue
                 if not 0 < port < 65536:
-                    raise ValidationError(_("Port %(port)s is not a valid port number.", port=port))
+                    raise ValidationError(self.env._("Port %(port)s is not a valid port number.", port=port))
                 if port in WRONG_PORTS[kind, security]:
                     raise ValidationError(
-                        _(
+                        self.env._(
                             "Port %(port)s does not go with %(security)s for %(kind)s: use %(other)s, "
                             "or change the port.",
                             port=port,
@@ -137,9 +137,11 @@ class CatsMailSyncSetup(models.TransientModel):
             for step in detection.steps
         )
         verdict = (
-            _("Settings found: check them, type your password and test the connection.")
+            self.env._("Settings found: check them, type your password and test the connection.")
             if detection.found
-            else _("No settings were found for this address: fill them in below, or ask your IT department.")
+            else self.env._(
+                "No settings were found for this address: fill them in below, or ask your IT department."
+            )
         )
         values = {
             "detection_log": Markup("<p>%s</p><ul>%s</ul>") % (verdict, steps),
@@ -176,7 +178,7 @@ class CatsMailSyncSetup(models.TransientModel):
         """Log in to IMAP (Inbox and Sent found) and SMTP (TLS and AUTH, no mail sent)."""
         self.ensure_one()
         if not self._has_password():
-            raise UserError(_("Fill in your password first."))
+            raise UserError(self.env._("Fill in your password first."))
         self.env["cats_mail_sync.connector"]._count_try()
         results = [self._test_imap()]
         if self.smtp_host:
@@ -191,16 +193,16 @@ class CatsMailSyncSetup(models.TransientModel):
         """Save the settings on the user's profile, where Activate is then possible."""
         self.ensure_one()
         if not (self.login and self.imap_host):
-            raise UserError(_("Fill in at least the login and the IMAP server."))
+            raise UserError(self.env._("Fill in at least the login and the IMAP server."))
         if self.needs_confirmation and not self.confirmed:
             raise UserError(
-                _(
+                self.env._(
                     "These settings point to servers outside your domain. Check the server names with your "
                     'IT department, then tick "I trust these servers".'
                 )
             )
         if not self._has_password():
-            raise UserError(_("Fill in your password."))
+            raise UserError(self.env._("Fill in your password."))
         values = {
             "email": self.email,
             "mailbox_email": self.email,
@@ -246,8 +248,8 @@ class CatsMailSyncSetup(models.TransientModel):
             with connector._imap(server, self.login, self._password()) as client:
                 sent = MailboxReader(client).find_sent_folder()
         except errors.MailboxError as error:
-            return False, _("IMAP: %s", self.user_id._mailbox_explain(error))
-        return True, _("IMAP: signed in; found Inbox and your Sent folder (%s).", sent)
+            return False, self.env._("IMAP: %s", self.user_id._mailbox_explain(error))
+        return True, self.env._("IMAP: signed in; found Inbox and your Sent folder (%s).", sent)
 
     def _test_smtp(self):
         connector = self.env["cats_mail_sync.connector"]
@@ -255,8 +257,8 @@ class CatsMailSyncSetup(models.TransientModel):
             server = connection.Server(self.smtp_host, self.smtp_port, self.smtp_security)
             connector._smtp(server, self.login, self._password()).quit()
         except errors.MailboxError as error:
-            return False, _("SMTP: %s", self.user_id._mailbox_explain(error))
-        return True, _("SMTP: signed in over an encrypted connection (no mail was sent).")
+            return False, self.env._("SMTP: %s", self.user_id._mailbox_explain(error))
+        return True, self.env._("SMTP: signed in over an encrypted connection (no mail was sent).")
 
     def _reopen(self):
         return {
@@ -265,5 +267,5 @@ class CatsMailSyncSetup(models.TransientModel):
             "res_id": self.id,
             "view_mode": "form",
             "target": "new",
-            "name": _("Configure your mailbox"),
+            "name": self.env._("Configure your mailbox"),
         }

@@ -32,6 +32,15 @@ def looks_like_token(value):
     return size >= 16 and size % 16 == 0
 
 
+def readable(fernet, value):
+    """Whether ``value`` is a token one of the keys in force decrypts."""
+    try:
+        fernet.decrypt(value.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def encrypt_plain_secrets(cr):
     """Encrypt, in place, every mailbox password still kept in clear; the number encrypted."""
     cr.execute(
@@ -49,11 +58,8 @@ def encrypt_plain_secrets(cr):
             # Empty is "no password" (as the secret store writes it): say so with NULL.
             cr.execute("UPDATE res_users SET cats_mailbox_password = NULL WHERE id = %s", [user_id])
             continue
-        try:
-            fernet.decrypt(value.encode())
+        if readable(fernet, value):
             continue  # already encrypted with a key in force
-        except InvalidToken:
-            pass
         if looks_like_token(value):
             # Encrypted, but with a key no longer configured: encrypting it again would turn
             # it into a wrong password; left unreadable, its owner is asked to type it again.

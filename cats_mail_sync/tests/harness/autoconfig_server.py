@@ -44,7 +44,7 @@ class _TLSServer(ThreadingHTTPServer):
 
     def finish_request(self, request, client_address):
         # The handshake runs in the request's thread, so a stalled client blocks no one.
-        super().finish_request(self.context.wrap_socket(request, server_side=True), client_address)
+        return super().finish_request(self.context.wrap_socket(request, server_side=True), client_address)
 
     def handle_error(self, request, client_address):
         # Refused handshakes and clients that gave up are what the tests provoke.

@@ -292,7 +292,7 @@ def client_record_after(records, n):
 def _server_hello_is_tls13(record):
     """True if this handshake record starts with a ServerHello choosing TLS 1.3."""
     body = record[9:]  # record header (5), handshake type (1) and length (3)
-    try:
+    with contextlib.suppress(IndexError):
         pos = 2 + 32  # legacy_version, random
         pos += 1 + body[pos]  # session id
         pos += 2 + 1  # cipher suite, compression method
@@ -304,8 +304,6 @@ def _server_hello_is_tls13(record):
             if kind == 43 and size == 2:  # supported_versions
                 return body[pos + 4 : pos + 6] == b"\x03\x04"
             pos += 4 + size
-    except IndexError:
-        pass
     return False
 
 
@@ -988,11 +986,9 @@ class FakeImapServer:
             conn.close()
             return
         with sock:
-            try:
+            with contextlib.suppress(_Closed, OSError, ValueError):
                 self._handshake(sock)
                 _Session(self, sock).run()
-            except (_Closed, OSError, ValueError):
-                pass
 
     def _handshake(self, sock):
         deadline = time.monotonic() + 5

@@ -84,7 +84,7 @@ class _Controller(Controller):
     def _trigger_server(self):
         # Learn the port the kernel chose before aiosmtpd connects to "self.port".
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        return super()._trigger_server()
 
 
 class _Handler:

@@ -2,6 +2,8 @@ import { registry } from "@web/core/registry";
 
 // A recruiter without admin rights connects their mailbox from My Profile:
 // Configure -> Other -> detection -> settings -> Test connection -> Save -> Activate.
+// Steps that wait for the server (detection, connection test, save, activation) may take
+// longer than the default 10 s on a busy 2-core machine.
 registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
     url: "/odoo",
     steps: () => [
@@ -13,20 +15,20 @@ registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=email] input", run: "edit tess@recruit.example.test" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=provider] label:contains(Other)", run: "click" },
         { trigger: ".modal-footer button[name=action_detect]", run: "click" },
-        { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=detection_log]:contains(DNS service records)" },
+        { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=detection_log]:contains(DNS service records)", timeout: 30000 },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=imap_host]:contains(localhost)" },
         { trigger: ".modal-footer button[name=action_edit]", run: "click" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=imap_host] input:value(localhost)" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=password] input", run: "edit tess-Secret-44" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=confirmed] input", run: "click" },
         { trigger: ".modal-footer button[name=action_test]", run: "click" },
-        { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=test_result]:contains(IMAP: signed in)" },
+        { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=test_result]:contains(IMAP: signed in)", timeout: 30000 },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=test_result]:contains(SMTP: signed in)" },
         { trigger: ".modal-footer button[name=action_save]", run: "click" },
-        { trigger: "body:not(:has(.o_cats_mail_sync_setup))" },
+        { trigger: "body:not(:has(.o_cats_mail_sync_setup))", timeout: 30000 },
         { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click" },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Not active)" },
         { trigger: "button[name=action_mailbox_activate]", run: "click" },
-        { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)" },
+        { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)", timeout: 30000 },
     ],
 });

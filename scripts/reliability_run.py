@@ -680,6 +680,34 @@ class Suite:
             notes=[f"UIDVALIDITY {before} -> {after}; returned {result}, then {state}"],
         )
 
+    def deleted_before_the_body(self):
+        """The recruiter deletes a mail between the header FETCH and the body FETCH."""
+        expected, strays = self.deliver(18, inbox=3, sent=0)
+        doomed, expected = expected[0], expected[1:]
+        headers = self.reader_class.headers
+
+        def delete_after_headers(reader, uids):
+            found = headers(reader, uids)
+            with self.dovecot.client(ANNA) as client:
+                client.select_folder("INBOX")
+                client.delete_messages(client.search(["HEADER", "Message-ID", doomed.message_id]))
+                client.expunge()
+            return found
+
+        with patch.object(self.reader_class, "headers", delete_after_headers):
+            result, seconds = self.run(ANNA, "18")
+        state = self.state(ANNA)
+        self.follow_up()
+        reasons = [reason for _mid, reason in self.skipped([doomed])]
+        return self.row(
+            "18. a mail deleted between the header and the body FETCH",
+            expected,
+            strays,
+            seconds=seconds,
+            checks=[(any("deleted" in reason for reason in reasons), f"not in the sync log: {reasons}")],
+            notes=[f"returned {result}, then {state}; the deleted mail is in the sync log: {reasons}"],
+        )
+
     def inbox_uidvalidity(self):
         with self.dovecot.client(ANNA) as client:
             return client.folder_status("INBOX", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
@@ -936,6 +964,7 @@ def run_scenarios(suite, corpora):
     scenario(suite, suite.uidvalidity_reset)
     scenario(suite, suite.old_date)
     scenario(suite, suite.write_conflict)
+    scenario(suite, suite.deleted_before_the_body)
     cases = corpus.hostile_corpus(CANDIDATE, ANNA)
     found = scenario(
         suite, suite.hostile, 15, f"hostile corpus ({len(cases)} mails), then a normal mail", ANNA, cases

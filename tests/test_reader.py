@@ -618,3 +618,14 @@ def test_headers_addresses_keep_bcc_apart():
     assert headers.addresses() == {"anna@example.test", "cand@example.org"}
     assert headers.addresses(with_bcc=True) == {"anna@example.test", "cand@example.org", "boss@example.test"}
     assert reader.Headers(uid=2, message_id="").addresses(with_bcc=True) == set()
+
+
+def test_a_mail_deleted_between_headers_and_bodies_is_left_out(dovecot, login, mailbox):
+    uids = [dovecot.append(login, reader.INBOX, message(n)) for n in range(3)]
+    mailbox.open(reader.INBOX)
+    assert len(mailbox.headers(uids)) == 3
+    with dovecot.client(login) as other:  # the recruiter deletes one, in their mail program
+        other.select_folder(reader.INBOX)
+        other.delete_messages(uids[1:2])
+        other.expunge()
+    assert list(mailbox.messages(uids)) == [uids[0], uids[2]]

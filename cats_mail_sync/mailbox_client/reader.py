@@ -138,11 +138,13 @@ class MailboxReader:
         return found
 
     def messages(self, uids):
-        """``{uid: raw bytes}`` of whole mails, fetched in batches."""
+        """``{uid: raw bytes}`` of whole mails, fetched in batches; a mail deleted meanwhile is
+        left out (servers answer for it with no body, or not at all)."""
         raw = {}
         for batch in batches(uids):
             for uid, data in self.client.fetch(batch, [b"BODY.PEEK[]"]).items():
-                raw[uid] = data[b"BODY[]"]
+                if data.get(b"BODY[]") is not None:
+                    raw[uid] = data[b"BODY[]"]
         return raw
 
 

@@ -231,6 +231,12 @@ class ResUsers(models.Model):
 
     def _mailbox_check_address_free(self):
         """A mailbox address is its user's alone: no other user's, nor a company's own."""
+        companies = self.env["res.company"].sudo().search([])
+        shared = {email_normalize(c.email) for c in companies} | {
+            email_normalize(a)
+            for domain in companies.alias_domain_id
+            for a in (domain.default_from_email, domain.catchall_email, domain.bounce_email)
+        }
         for user in self.sudo():
             address = user.mailbox_email
             taken = (
@@ -248,12 +254,6 @@ class ResUsers(models.Model):
                     limit=1,
                 )
             )
-            companies = self.env["res.company"].sudo().search([])
-            shared = {email_normalize(c.email) for c in companies} | {
-                email_normalize(a)
-                for domain in companies.alias_domain_id
-                for a in (domain.default_from_email, domain.catchall_email, domain.bounce_email)
-            }
             if taken or address in shared:
                 raise ValidationError(
                     self.env._(

@@ -15,9 +15,10 @@ untrusted one.
 
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
+from .tls import HTTPSServer
 from .tls import authority as run_authority
 
 
@@ -39,23 +40,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def finish_request(self, request, client_address):
-        # The handshake runs in the request's thread, so a stalled client blocks no one.
-        return super().finish_request(self.context.wrap_socket(request, server_side=True), client_address)
-
-    def handle_error(self, request, client_address):
-        # Refused handshakes and clients that gave up are what the tests provoke.
-        pass
-
-
 class AutoconfigServer:
     def __init__(self, routes, *, names=None, authority=None):
         authority = authority or run_authority()
         cert_file, key_file = authority.leaf(*names) if names else (authority.cert_file, authority.key_file)
-        self.server = _TLSServer(("127.0.0.1", 0), _Handler)
+        self.server = HTTPSServer(("127.0.0.1", 0), _Handler)
         self.server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.server.context.load_cert_chain(cert_file, key_file)
         self.server.routes = routes

@@ -75,9 +75,10 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .tls import HTTPSServer
 from .tls import authority as run_authority
 
 HOST = "127.0.0.1"
@@ -203,17 +204,6 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def finish_request(self, request, client_address):
-        # The handshake runs in the request's thread, so a stalled client blocks no one.
-        return super().finish_request(self.context.wrap_socket(request, server_side=True), client_address)
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 class OAuthServer:
     """The server; a context manager (or ``start()``/``stop()``) running in a thread."""
 
@@ -264,7 +254,7 @@ class OAuthServer:
 
         authority = authority or run_authority()
         self.ca_file = str(authority.ca_file)
-        self._server = _TLSServer((HOST, 0), _Handler)
+        self._server = HTTPSServer((HOST, 0), _Handler)
         self._server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._server.context.load_cert_chain(authority.cert_file, authority.key_file)
         self._server.oauth = self

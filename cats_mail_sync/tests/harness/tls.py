@@ -7,6 +7,7 @@ knows it, which is what the "untrusted certificate" tests rely on.
 
 import functools
 import tempfile
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import trustme
@@ -42,3 +43,17 @@ class TestAuthority:
 def authority():
     """The run's shared CA (created on first use)."""
     return TestAuthority()
+
+
+class HTTPSServer(ThreadingHTTPServer):
+    """A threading HTTP server that speaks TLS with ``self.context`` (set by its owner)."""
+
+    daemon_threads = True
+
+    def finish_request(self, request, client_address):
+        # The handshake runs in the request's thread, so a stalled client blocks no one.
+        return super().finish_request(self.context.wrap_socket(request, server_side=True), client_address)
+
+    def handle_error(self, request, client_address):
+        # Refused handshakes and clients that gave up are what the tests provoke.
+        pass

@@ -40,6 +40,38 @@ class TokenRefused(AuthenticationFailed):
     message = _lt("The mail server refused the sign-in; sign in again.")
 
 
+class SignInExpired(TokenRefused):
+    """The provider refused the refresh token (``invalid_grant``): revoked, password
+    changed, consent withdrawn. Only signing in again helps."""
+
+    message = _lt(
+        "Your sign-in with %(provider)s has expired or was withdrawn. "
+        "Sign in again in My Profile (Email tab) to resume."
+    )
+
+
+class SignInRefused(MailboxError):
+    """The provider refused this Odoo's application (client id, secret or redirect URI)."""
+
+    message = _lt(
+        "%(provider)s refused Odoo's sign-in application (%(reason)s). Ask your administrator to "
+        "check the client id and secret in Settings."
+    )
+    definitive = True
+
+
+class SignInNotSetUp(MailboxError):
+    message = _lt(
+        "Signing in with %(provider)s is not set up in this Odoo yet: ask your administrator to enter "
+        "its client id and secret in Settings."
+    )
+    definitive = True
+
+
+class ProviderUnreachable(MailboxError):
+    message = _lt("The sign-in service of %(provider)s could not be reached; it is tried again later.")
+
+
 class ServerNotFound(MailboxError):
     message = _lt("The server %(host)s does not exist (no DNS record). Check the host name.")
 

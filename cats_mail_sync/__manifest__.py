@@ -1,12 +1,12 @@
 {
     "name": "CATS Mail Sync",
     "summary": "Log each recruiter's Inbox and Sent mail with candidates and contacts (IMAP)",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Human Resources/Recruitment",
     "license": "LGPL-3",
     "author": "cats_mail_sync",
     "website": "https://github.com/cats-mail-sync/cats_mail_sync",
-    "depends": ["mail", "hr_recruitment"],
+    "depends": ["mail", "hr_recruitment", "google_gmail", "microsoft_outlook"],
     "external_dependencies": {"python": ["imapclient", "dnspython"]},
     "data": [
         "security/ir.model.access.csv",
@@ -15,6 +15,7 @@
         "wizard/cats_mail_sync_setup_views.xml",
         "views/cats_mail_sync_run_views.xml",
         "views/res_users_views.xml",
+        "views/res_config_settings_views.xml",
     ],
     "assets": {
         "web.assets_tests": ["cats_mail_sync/static/tests/tours/*.js"],

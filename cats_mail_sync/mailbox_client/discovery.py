@@ -47,8 +47,8 @@ class Provider:
 
 
 MICROSOFT_NOTE = _lt(
-    "Microsoft no longer accepts passwords over IMAP for Outlook.com and Microsoft 365 mailboxes. "
-    "Signing in with a Microsoft account (OAuth) will come in a later version."
+    "Microsoft no longer accepts passwords over IMAP for Outlook.com and Microsoft 365 mailboxes: "
+    "sign in with your Microsoft account."
 )
 
 PROVIDERS = {
@@ -57,8 +57,8 @@ PROVIDERS = {
         Server("imap.gmail.com", 993, "ssl"),
         Server("smtp.gmail.com", 465, "ssl"),
         _lt(
-            "Gmail needs an app password: create one under Google Account → Security → "
-            "2-Step Verification → App passwords."
+            "Sign in with your Google account, or use an app password: create one under Google Account "
+            "→ Security → 2-Step Verification → App passwords."
         ),
     ),
     "outlook": Provider(

@@ -3,10 +3,13 @@ from . import cats_mail_sync_folder
 from . import cats_mail_sync_logger
 from . import cats_mail_sync_run
 from . import cats_mail_sync_secret
+from . import cats_mail_sync_sign_in
 from . import cats_mail_sync_sync
+from . import cats_mail_sync_token
 from . import ir_attachment
 from . import ir_mail_server
 from . import mail_message
 from . import mail_thread
+from . import res_config_settings
 from . import res_partner
 from . import res_users

@@ -42,29 +42,31 @@ class CatsMailSyncConnector(models.AbstractModel):
         }
 
     @api.model
-    def _imap(self, server, login, password):
+    def _imap(self, server, login, password=None, *, access_token=None):
         """A logged-in IMAP connection; raises :class:`errors.MailboxError`.
 
         Every wait is bounded: ``cats_mail_sync.read_timeout`` seconds (60) for an answer.
         """
         read = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.read_timeout")
         timeout = imapclient.SocketTimeout(connection.CONNECT_TIMEOUT, float(read or connection.READ_TIMEOUT))
-        return connection.open_imap(server, login, password, timeout=timeout, **self._options())
+        return connection.open_imap(
+            server, login, password, access_token=access_token, timeout=timeout, **self._options()
+        )
 
     @api.model
-    def _smtp(self, server, login, password):
+    def _smtp(self, server, login, password=None, *, access_token=None):
         """A logged-in SMTP connection; raises :class:`errors.MailboxError`."""
-        return connection.open_smtp(server, login, password, **self._options())
+        return connection.open_smtp(server, login, password, access_token=access_token, **self._options())
 
     @api.model
     def _user_imap(self, user):
         server = connection.Server(user.mailbox_imap_host, user.mailbox_imap_port, user.mailbox_imap_security)
-        return self._imap(server, user.mailbox_login, user._mailbox_password())
+        return self._imap(server, user.mailbox_login, **user._mailbox_credentials())
 
     @api.model
     def _user_smtp(self, user):
         server = connection.Server(user.mailbox_smtp_host, user.mailbox_smtp_port, user.mailbox_smtp_security)
-        return self._smtp(server, user.mailbox_login, user._mailbox_password())
+        return self._smtp(server, user.mailbox_login, **user._mailbox_credentials())
 
     @api.model
     def _count_try(self):

@@ -30,6 +30,8 @@ KEY_FILE = "cats_mail_sync.key"
 COLUMNS = (
     ("res_users", "cats_mailbox_password"),
     ("cats_mail_sync_setup", "cats_password"),
+    ("cats_mail_sync_token", "cats_refresh_token"),
+    ("cats_mail_sync_token", "cats_access_token"),
 )
 
 

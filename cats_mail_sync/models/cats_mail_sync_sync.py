@@ -72,6 +72,7 @@ class CatsMailSyncSync(models.AbstractModel):
     def _cron(self):
         """Scheduled action: log new mail of every active mailbox due, one at a time."""
         self.env["cats_mail_sync.setup"]._forget_old_passwords()
+        self.env["cats_mail_sync.token"]._forget_unused()
         seconds = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.run_seconds")
         deadline = time.monotonic() + float(seconds or RUN_SECONDS)
         users = (

@@ -11,6 +11,7 @@ from odoo.tools import email_domain_extract, email_normalize
 
 from ..mailbox_client import errors
 from ..mailbox_client.reader import INBOX, MailboxReader
+from .cats_mail_sync_token import PROVIDERS as SIGN_IN_PROVIDERS
 
 SECURITY = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS")]
 # Settings that decide where and as whom the mailbox logs in.
@@ -21,10 +22,11 @@ CONNECTION_FIELDS = {
     "mailbox_imap_host",
     "mailbox_imap_port",
     "mailbox_imap_security",
+    "mailbox_oauth_provider",
 }
 # Settings that decide which mailbox, hence whose address, this is.
 IDENTITY_FIELDS = {"mailbox_email", "mailbox_login", "mailbox_imap_host"}
-MAILBOX_FIELDS = CONNECTION_FIELDS | {
+MAILBOX_FIELDS = (CONNECTION_FIELDS - {"mailbox_oauth_provider"}) | {
     "mailbox_smtp_host",
     "mailbox_smtp_port",
     "mailbox_smtp_security",
@@ -38,6 +40,9 @@ MAILBOX_READABLE_FIELDS = MAILBOX_FIELDS | {
     "mailbox_error",
     "mailbox_logged_count",
     "mailbox_email_confirmed",
+    "mailbox_oauth_provider",
+    "mailbox_signed_in_as",
+    "mailbox_signs_in",
 }
 # Mail servers of the providers whose own domains they serve: a login there
 # with the address itself proves the address.
@@ -76,6 +81,18 @@ class ResUsers(models.Model):
         groups=MAILBOX_GROUPS,
         copy=False,
         help="Can be written, never read back: it is kept where no screen or API can show it.",
+    )
+    mailbox_oauth_provider = fields.Selection(
+        SIGN_IN_PROVIDERS,
+        "Signed in with",
+        groups=MAILBOX_GROUPS,
+        readonly=True,
+        copy=False,
+        help="The mailbox signs in with this account instead of a password.",
+    )
+    mailbox_signs_in = fields.Boolean("Signs in with an account", compute="_compute_mailbox_signs_in")
+    mailbox_signed_in_as = fields.Char(
+        "Sign-in", groups=MAILBOX_GROUPS, compute="_compute_mailbox_signed_in_as"
     )
     mailbox_imap_host = fields.Char("IMAP server", groups=MAILBOX_GROUPS)
     mailbox_imap_port = fields.Integer("IMAP port", groups=MAILBOX_GROUPS, default=993)
@@ -174,6 +191,47 @@ class ResUsers(models.Model):
         """The saved password; raises :class:`errors.SecretUnreadable` when it cannot be read."""
         return self.env["cats_mail_sync.secret"]._get(self, "cats_mailbox_password")
 
+    def _mailbox_sign_in(self):
+        """The sign-in (``cats_mail_sync.token``) the mailbox logs in with, if it signs in."""
+        if not self.mailbox_oauth_provider:
+            return self.env["cats_mail_sync.token"]
+        return self.env["cats_mail_sync.token"]._find(self, self.mailbox_oauth_provider)
+
+    def _mailbox_credentials(self):
+        """How the mailbox logs in: ``{"password": ...}`` or ``{"access_token": ...}``."""
+        if not self.mailbox_oauth_provider:
+            return {"password": self._mailbox_password()}
+        token = self._mailbox_sign_in()
+        if not token:
+            raise errors.SignInExpired(provider=dict(SIGN_IN_PROVIDERS)[self.mailbox_oauth_provider])
+        return {"access_token": token._access_token()}
+
+    def _mailbox_keep_sign_in(self):  # pylint: disable=missing-return
+        """After saved settings: a mailbox that signs in keeps that sign-in only (and no
+        password), and its address is proven by it; one with a password keeps no sign-in."""
+        tokens = self.env["cats_mail_sync.token"].sudo().search([("user_id", "=", self.id)])
+        token = self._mailbox_sign_in()
+        (tokens - token)._forget()
+        if token:
+            self.env["cats_mail_sync.secret"]._put(self, "cats_mailbox_password", False)
+            if self._mailbox_login_proves_address():
+                super().write({"mailbox_email_confirmed": True})
+                self.env["ir.mail_server"]._cats_mail_sync_update(self)
+
+    @api.depends("mailbox_oauth_provider", "mailbox_email")
+    def _compute_mailbox_signed_in_as(self):
+        for user in self:
+            user.mailbox_signed_in_as = user.mailbox_oauth_provider and self.env._(
+                "Signed in with %(provider)s as %(address)s",
+                provider=dict(SIGN_IN_PROVIDERS)[user.mailbox_oauth_provider],
+                address=user.mailbox_email,
+            )
+
+    @api.depends("mailbox_oauth_provider")
+    def _compute_mailbox_signs_in(self):
+        for user in self:
+            user.mailbox_signs_in = bool(user.sudo().mailbox_oauth_provider)
+
     def _compute_mailbox_logged_count(self):
         counts = dict(
             self.env["mail.message"]
@@ -197,18 +255,25 @@ class ResUsers(models.Model):
     def write(self, vals):
         if "mailbox_email" in vals:
             vals = dict(vals, mailbox_email=self._mailbox_clean_address(vals["mailbox_email"]))
-        result = super().write(vals)
+        before = {}
         if IDENTITY_FIELDS & set(vals):
+            before = {user.id: user._mailbox_identity() for user in self.sudo()}
+        result = super().write(vals)
+        # Settings saved again as they were change nothing.
+        changed = self.browse(
+            uid for uid, identity in before.items() if identity != self.browse(uid)._mailbox_identity()
+        )
+        if changed:
             # Another address or mailbox: it has to prove itself again.
-            super(ResUsers, self.sudo()).write(
+            super(ResUsers, changed.sudo()).write(
                 {"mailbox_email_confirmed": False, "mailbox_confirmation_digest": False}
             )
         if vals.get("mailbox_email"):
             self._mailbox_check_address_free()
         if CONNECTION_FIELDS & set(vals):
-            self._mailbox_settings_changed(
-                another_mailbox=bool({"mailbox_login", "mailbox_imap_host"} & set(vals))
-            )
+            moved = changed.filtered(lambda user: user._mailbox_identity()[1:] != before[user.id][1:])
+            (self - moved)._mailbox_settings_changed()
+            moved._mailbox_settings_changed(another_mailbox=True)
         if MAILBOX_FIELDS & set(vals):
             self.env["ir.mail_server"]._cats_mail_sync_update(self)
         return result
@@ -360,6 +425,21 @@ class ResUsers(models.Model):
         user._mailbox_set_state("active", mailbox_activated_at=activated_at, mailbox_last_sync_at=now)
         return True
 
+    def action_mailbox_sign_in(self):
+        """Sign in again with the provider the mailbox signs in with (the "Sign in again" button)."""
+        self.ensure_one()
+        user = self._mailbox_check_access()
+        if not user.mailbox_oauth_provider:
+            raise UserError(self.env._("This mailbox signs in with a password: use Configure."))
+        setup = self.env["cats_mail_sync.setup"].create(
+            {
+                "user_id": user.id,
+                "email": user.mailbox_email,
+                "provider": "gmail" if user.mailbox_oauth_provider == "google" else "office365",
+            }
+        )
+        return setup.action_sign_in()
+
     def action_mailbox_runs(self):
         """The mailbox's sync log."""
         self.ensure_one()
@@ -378,6 +458,10 @@ class ResUsers(models.Model):
         for user in self:
             mailbox = user._mailbox_check_access()
             mailbox.mailbox_folder_ids.unlink()
+            if mailbox.mailbox_oauth_provider:
+                # Signed in: the sign-in ends here (revoked where the provider can).
+                self.env["cats_mail_sync.token"].sudo().search([("user_id", "=", mailbox.id)])._forget()
+                super(ResUsers, mailbox).write({"mailbox_oauth_provider": False})
             mailbox._mailbox_set_state("inactive" if mailbox._mailbox_is_configured() else "not_configured")
         return True
 
@@ -422,11 +506,19 @@ class ResUsers(models.Model):
         return self.sudo()
 
     def _mailbox_is_configured(self):
-        return bool(
-            self.mailbox_email
-            and self.mailbox_login
-            and self.mailbox_imap_host
-            and self.env["cats_mail_sync.secret"]._has(self, "cats_mailbox_password")
+        if self.mailbox_oauth_provider:
+            credentials = bool(self._mailbox_sign_in())
+        else:
+            credentials = self.env["cats_mail_sync.secret"]._has(self, "cats_mailbox_password")
+        return bool(self.mailbox_email and self.mailbox_login and self.mailbox_imap_host and credentials)
+
+    def _mailbox_identity(self):
+        """Which address, and which mailbox (login, server): ``(address, login, host)``."""
+        user = self.sudo()
+        return (
+            user.mailbox_email,
+            (user.mailbox_login or "").lower(),
+            (user.mailbox_imap_host or "").lower(),
         )
 
     def _mailbox_own_addresses(self):
@@ -460,6 +552,9 @@ class ResUsers(models.Model):
         address = self.mailbox_email
         if email_normalize(self.mailbox_login) != address:
             return False
+        if self.mailbox_oauth_provider:
+            # Microsoft or Google said who signed in.
+            return self._mailbox_sign_in().address == address
         domain = email_domain_extract(address)
         host = (self.mailbox_imap_host or "").lower().rstrip(".")
         return host == domain or host.endswith("." + domain) or domain in PROVIDER_DOMAINS.get(host, ())

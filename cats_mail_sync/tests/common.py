@@ -56,7 +56,7 @@ class MailboxCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.dovecot = Dovecot(PASSWORDS).start()
+        cls.dovecot = Dovecot(PASSWORDS, **cls.dovecot_options()).start()
         cls.addClassCleanup(cls.dovecot.stop)
         allow_local_servers(cls.env, cls.dovecot.ca_file)
         cls.anna = cls.recruiter("anna", ANNA)
@@ -79,6 +79,11 @@ class MailboxCase(TransactionCase):
         cls.client_contact = cls.env["res.partner"].create(
             {"name": "Chris Client", "email": "chris@client.example.com"}
         )
+
+    @classmethod
+    def dovecot_options(cls):
+        """More arguments of the test class's :class:`Dovecot`."""
+        return {}
 
     def setUp(self):
         super().setUp()

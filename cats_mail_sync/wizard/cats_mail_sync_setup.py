@@ -5,6 +5,8 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..mailbox_client import connection, discovery, errors
 from ..mailbox_client.reader import MailboxReader
+from ..models.cats_mail_sync_sign_in import SIGN_IN_PROVIDERS
+from ..models.cats_mail_sync_token import PROVIDERS as SIGN_IN_LABELS
 from ..models.res_users import SECURITY
 
 # Ports that belong to the other security choice: a likely mix-up.
@@ -54,6 +56,13 @@ class CatsMailSyncSetup(models.TransientModel):
     smtp_port = fields.Integer("SMTP port", default=465)
     smtp_security = fields.Selection(SECURITY, "SMTP security", default="ssl", required=True)
     test_result = fields.Html("Connection test", readonly=True, sanitize=True)
+    sign_in_with = fields.Selection(SIGN_IN_LABELS, "Can sign in with", compute="_compute_sign_in_with")
+    signed_in = fields.Selection(SIGN_IN_LABELS, "Signed in with", readonly=True)
+    signing_in = fields.Selection(SIGN_IN_LABELS, "Signing in with", readonly=True)
+    oauth_nonce_digest = fields.Char("Sign-in check", readonly=True)
+
+    def _compute_display_name(self):
+        self.display_name = self.env._("Configure your mailbox")
 
     def init(self):
         super().init()
@@ -94,6 +103,11 @@ class CatsMailSyncSetup(models.TransientModel):
                AND write_date < now() at time zone 'UTC' - interval '30 minutes'
             """
         )
+
+    @api.depends("provider")
+    def _compute_sign_in_with(self):
+        for setup in self:
+            setup.sign_in_with = SIGN_IN_PROVIDERS.get(setup.provider, False)
 
     @api.depends("provider")
     def _compute_provider_note(self):
@@ -144,6 +158,7 @@ class CatsMailSyncSetup(models.TransientModel):
             )
         )
         values = {
+            "signed_in": False,
             "detection_log": Markup("<p>%s</p><ul>%s</ul>") % (verdict, steps),
             "login": detection.login or self.email,
             "needs_confirmation": detection.needs_confirmation,
@@ -164,6 +179,49 @@ class CatsMailSyncSetup(models.TransientModel):
         self.write(values)
         return self._reopen()
 
+    def action_sign_in(self):
+        """Step 1 -> the provider's sign-in page, which sends the browser back to this assistant."""
+        self.ensure_one()
+        if not self.sign_in_with:
+            raise UserError(self.env._("Choose Gmail, Outlook.com or Microsoft 365 to sign in."))
+        self.signing_in = self.sign_in_with
+        try:
+            url = self.env["cats_mail_sync.sign_in"]._start(self, self.sign_in_with)
+        except errors.MailboxError as error:
+            raise UserError(self.user_id._mailbox_explain(error)) from None
+        return {"type": "ir.actions.act_url", "url": url, "target": "self"}
+
+    def _signed_in(self, state, authorization_code):
+        """Back from the provider (see the controller): keep the sign-in, preset the servers."""
+        self.ensure_one()
+        code = self.signing_in
+        sign_in = self.env["cats_mail_sync.sign_in"]
+        tokens = sign_in._finish(self, code, state, authorization_code)
+        self.env["cats_mail_sync.token"]._keep(self.user_id, code, tokens)
+        provider = sign_in._provider(code)
+        self.write(
+            {
+                "signed_in": code,
+                "email": tokens.address,
+                "login": tokens.address,
+                "imap_host": provider.imap.host,
+                "imap_port": provider.imap.port,
+                "imap_security": provider.imap.security,
+                "smtp_host": provider.smtp.host,
+                "smtp_port": provider.smtp.port,
+                "smtp_security": provider.smtp.security,
+                "needs_confirmation": False,
+                "test_result": False,
+                "step": "detected",
+                "detection_log": Markup("<p>%s</p>")
+                % self.env._(
+                    "Signed in with %(provider)s as %(address)s. Test the connection, then save.",
+                    provider=provider.label,
+                    address=tokens.address,
+                ),
+            }
+        )
+
     def action_edit(self):
         self.ensure_one()
         self.step = "settings"
@@ -177,7 +235,7 @@ class CatsMailSyncSetup(models.TransientModel):
     def action_test(self):
         """Log in to IMAP (Inbox and Sent found) and SMTP (TLS and AUTH, no mail sent)."""
         self.ensure_one()
-        if not self._has_password():
+        if not self._has_credentials():
             raise UserError(self.env._("Fill in your password first."))
         self.env["cats_mail_sync.connector"]._count_try()
         results = [self._test_imap()]
@@ -201,7 +259,7 @@ class CatsMailSyncSetup(models.TransientModel):
                     'IT department, then tick "I trust these servers".'
                 )
             )
-        if not self._has_password():
+        if not self._has_credentials():
             raise UserError(self.env._("Fill in your password."))
         values = {
             "email": self.email,
@@ -213,16 +271,22 @@ class CatsMailSyncSetup(models.TransientModel):
             "mailbox_smtp_host": self.smtp_host,
             "mailbox_smtp_port": self.smtp_port,
             "mailbox_smtp_security": self.smtp_security,
+            "mailbox_oauth_provider": self.signed_in,
         }
         store = self.env["cats_mail_sync.secret"]
-        if store._has(self, "cats_password"):
+        if not self.signed_in and store._has(self, "cats_password"):
             values["mailbox_password"] = self._password()
-        self.user_id.write(values)
+        user = self.user_id._mailbox_check_access()
+        user.write(values)
         store._put(self, "cats_password", False)
-        # Preferences open in a dialog, which this assistant replaced: open it
-        # again. The hr "My Profile" page is still there and reloads on close.
+        user._mailbox_keep_sign_in()
+        # Preferences open in a dialog, which this assistant replaced: open it again
+        # (also over the page the assistant is back from signing in). The hr "My
+        # Profile" page is still there and reloads on close.
         profile = dict(self.env["res.users"].action_get(), res_id=self.env.uid)
-        return profile if profile.get("target") == "new" else {"type": "ir.actions.act_window_close"}
+        if profile.get("target") == "new" or self.signed_in:
+            return profile
+        return {"type": "ir.actions.act_window_close"}
 
     # ------------------------------------------------------------------
     # Helpers
@@ -232,9 +296,20 @@ class CatsMailSyncSetup(models.TransientModel):
         """Keyword arguments of :func:`discovery.discover` (tests point them at local servers)."""
         return self.env["cats_mail_sync.connector"]._options()
 
-    def _has_password(self):
+    def _has_credentials(self):
+        if self.signed_in:
+            return bool(self._sign_in_token())
         store = self.env["cats_mail_sync.secret"]
         return store._has(self, "cats_password") or store._has(self.user_id.sudo(), "cats_mailbox_password")
+
+    def _sign_in_token(self):
+        return self.env["cats_mail_sync.token"]._find(self.user_id, self.signed_in)
+
+    def _credentials(self):
+        """How the connection test signs in: ``{"password": ...}`` or ``{"access_token": ...}``."""
+        if self.signed_in:
+            return {"access_token": self._sign_in_token()._access_token()}
+        return {"password": self._password()}
 
     def _password(self):
         """The password typed here, or else the one saved (only ever the current user's own)."""
@@ -245,7 +320,7 @@ class CatsMailSyncSetup(models.TransientModel):
         connector = self.env["cats_mail_sync.connector"]
         try:
             server = connection.Server(self.imap_host, self.imap_port, self.imap_security)
-            with connector._imap(server, self.login, self._password()) as client:
+            with connector._imap(server, self.login, **self._credentials()) as client:
                 sent = MailboxReader(client).find_sent_folder()
         except errors.MailboxError as error:
             return False, self.env._("IMAP: %s", self.user_id._mailbox_explain(error))
@@ -255,12 +330,16 @@ class CatsMailSyncSetup(models.TransientModel):
         connector = self.env["cats_mail_sync.connector"]
         try:
             server = connection.Server(self.smtp_host, self.smtp_port, self.smtp_security)
-            connector._smtp(server, self.login, self._password()).quit()
+            connector._smtp(server, self.login, **self._credentials()).quit()
         except errors.MailboxError as error:
             return False, self.env._("SMTP: %s", self.user_id._mailbox_explain(error))
         return True, self.env._("SMTP: signed in over an encrypted connection (no mail was sent).")
 
     def _reopen(self):
+        if self.signed_in:
+            # Back from signing in, the assistant is a page (the browser had left Odoo):
+            # it shows the change in place.
+            return True
         return {
             "type": "ir.actions.act_window",
             "res_model": self._name,

@@ -262,6 +262,28 @@ class TestSignIn(MailboxCase):
         self.assertEqual([(m.mail_from, m.login) for m in sent], [(ANNA, ANNA)])
         self.assertIn("XOAUTH2", {attempt.mechanism for attempt in self.smtp.auth_attempts})
 
+    def test_a_sign_in_no_mailbox_took_up_is_forgotten_after_half_an_hour(self):
+        used = self.connect(self.anna)
+        self.sign_in(self.bert, "gmail")  # never saved
+        unused = self.env["cats_mail_sync.token"].search([("user_id", "=", self.bert.id)])
+        self.assertTrue(unused)
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE cats_mail_sync_token SET write_date = now() at time zone 'UTC' - interval '31 minutes'"
+        )
+        self.env.invalidate_all()
+        before = len(self.oauth.requests)
+        self.run_cron()
+        self.assertFalse(unused.exists())
+        self.assertTrue(used.exists())
+        revoked = [r.params["token"] for r in self.oauth.requests[before:] if r.path == "/revoke"]
+        self.assertEqual(len(revoked), 1)
+        sign_in = self.env["cats_mail_sync.sign_in"]
+        with self.assertRaises(errors.SignInExpired):
+            oauth.refresh(
+                sign_in._provider("google"), sign_in._client("google"), revoked[0], ca_file=self.oauth.ca_file
+            )
+
     def test_tokens_are_kept_encrypted_and_read_back_nowhere(self):
         token = self.connect(self.anna)
         store = self.env["cats_mail_sync.secret"]

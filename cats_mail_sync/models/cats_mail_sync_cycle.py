@@ -149,6 +149,8 @@ class CatsMailSyncCycle(models.AbstractModel):
             futures = [executor.submit(self._sync_in_own_transaction, uid, deadline) for uid in user_ids]
             for future in as_completed(futures):
                 yield future.result()
+            # The threads' transactions changed the mailboxes: what this one read of them is stale.
+            self.env.invalidate_all()
         finally:
             # Should the run itself fail, the mailboxes not started yet are left for the next one.
             executor.shutdown(cancel_futures=True)
@@ -165,14 +167,13 @@ class CatsMailSyncCycle(models.AbstractModel):
             with registry.manage_changes(), registry.cursor() as cr:
                 sync = self.with_env(api.Environment(cr, SUPERUSER_ID, {}))
                 return sync._sync(sync.env["res.users"].browse(user_id), deadline)
-        except Exception as error:  # one mailbox's trouble never stops the others
-            _logger.exception("Synchronization of the mailbox of user %s failed", user_id)
+        except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
             try:
                 with registry.manage_changes(), registry.cursor() as cr:
                     sync = self.with_env(api.Environment(cr, SUPERUSER_ID, {}))
                     user, tally = sync.env["res.users"].browse(user_id).sudo(), Tally()
                     sync._failed(user, error, tally)
                     sync._record(user, tally, started_at, time.monotonic() - started)
-            except Exception as again:  # noqa: BLE001 - the database itself is out of reach
-                _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user_id, again)
+            except Exception:  # the database itself is out of reach
+                _logger.exception("Mailbox of user %s: %r, and the run could not be recorded", user_id, error)
             return None

@@ -2,6 +2,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 
@@ -35,6 +36,28 @@ def time_limit(cron=True):
     if limit is None or limit < 0 or (limit == 0 and not config["workers"]):
         limit = config["limit_time_real"]
     return limit if limit and limit > 0 else None
+
+
+def cpu_limit():
+    """The CPU seconds Odoo lets a worker process use for a unit of work (a request, or a pass over
+    the scheduled actions), for all its threads together; None for no limit (the threaded server
+    has none)."""
+    limit = config["limit_time_cpu"]
+    return limit if config["workers"] and limit and limit > 0 else None
+
+
+@dataclass
+class Budget:
+    """When a run stops starting mailboxes: at ``deadline`` (a ``time.monotonic()``), or once
+    ``cpu_deadline`` (a ``time.process_time()``, None for none) is reached."""
+
+    deadline: float
+    cpu_deadline: float | None = None
+
+    def spent(self):
+        if time.monotonic() >= self.deadline:
+            return True
+        return self.cpu_deadline is not None and time.process_time() >= self.cpu_deadline
 
 
 class CatsMailSyncCycle(models.AbstractModel):
@@ -97,7 +120,8 @@ class CatsMailSyncCycle(models.AbstractModel):
 
     @api.model
     def _sync_due(self, users, deadline):
-        """Sync ``users``' mailboxes in their order; none starts after ``deadline``.
+        """Sync ``users``' mailboxes in their order; none starts after ``deadline``, nor once the
+        threads of the run have used three quarters of Odoo's CPU limit (see ``cpu_limit``).
 
         Each mailbox is read in a transaction of its own, by up to ``_concurrency()`` threads. Inside
         tests, whose transaction is never committed (so no other transaction would see their data),
@@ -105,11 +129,13 @@ class CatsMailSyncCycle(models.AbstractModel):
         for at once; it takes the mailboxes left first, as they were synchronized longest ago.
         """
         cron = self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")
+        cpu = cpu_limit()
+        budget = Budget(deadline, cpu and time.process_time() + cpu * SHARE_OF_LIMIT)
         total, done = len(users), 0
         if in_test_mode():
-            results = (self._sync_in_turn(user, deadline) for user in users)
+            results = (self._sync_in_turn(user, budget) for user in users)
         else:
-            results = self._sync_concurrently(users.ids, deadline)
+            results = self._sync_concurrently(users.ids, budget)
         for result in results:
             if result is NOT_STARTED:
                 continue
@@ -125,14 +151,14 @@ class CatsMailSyncCycle(models.AbstractModel):
         cron._notify_progress(done=done, remaining=0)
 
     @api.model
-    def _sync_in_turn(self, user, deadline):
+    def _sync_in_turn(self, user, budget):
         """One mailbox in the caller's transaction."""
-        if time.monotonic() >= deadline:
+        if budget.spent():
             return NOT_STARTED
-        return self._sync(user, deadline)
+        return self._sync(user, budget.deadline)
 
     @api.model
-    def _sync_concurrently(self, user_ids, deadline):
+    def _sync_concurrently(self, user_ids, budget):
         """Sync the mailboxes of ``user_ids``, each in its own thread and transaction, taken in order
         by ``_concurrency()`` threads; yields each result as it comes."""
         dbname = self.env.cr.dbname
@@ -146,7 +172,7 @@ class CatsMailSyncCycle(models.AbstractModel):
             self._concurrency(), thread_name_prefix="cats_mail_sync", initializer=start_thread
         )
         try:
-            futures = [executor.submit(self._sync_in_own_transaction, uid, deadline) for uid in user_ids]
+            futures = [executor.submit(self._sync_in_own_transaction, uid, budget) for uid in user_ids]
             for future in as_completed(futures):
                 yield future.result()
             # The threads' transactions changed the mailboxes: what this one read of them is stale.
@@ -156,17 +182,17 @@ class CatsMailSyncCycle(models.AbstractModel):
             executor.shutdown(cancel_futures=True)
 
     @api.model
-    def _sync_in_own_transaction(self, user_id, deadline):
+    def _sync_in_own_transaction(self, user_id, budget):
         """One mailbox in a cursor of its own (a worker thread's); trouble that ``_sync`` itself could
         not record is recorded here, in a fresh transaction."""
-        if time.monotonic() >= deadline:
+        if budget.spent():
             return NOT_STARTED
         registry = self.pool
         started_at, started = fields.Datetime.now(), time.monotonic()
         try:
             with registry.manage_changes(), registry.cursor() as cr:
                 sync = self.with_env(api.Environment(cr, SUPERUSER_ID, {}))
-                return sync._sync(sync.env["res.users"].browse(user_id), deadline)
+                return sync._sync(sync.env["res.users"].browse(user_id), budget.deadline)
         except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
             try:
                 with registry.manage_changes(), registry.cursor() as cr:

@@ -116,6 +116,24 @@ class TestCycle(MailboxCase):
             self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.run_seconds", "200")
             self.assertEqual(sync._run_seconds(), 200, "the system parameter wins")
 
+    def test_a_run_also_stops_before_odoos_cpu_limit(self):
+        used, sync = [0.0], self.sync_class._sync
+
+        def one_cpu_second_each(model, user, deadline=None):
+            used[0] += 1
+            return sync(model, user, deadline)
+
+        triggers = self.triggers()
+        # Workers: Odoo limits the CPU time of a pass over the scheduled actions, all threads together.
+        with (
+            patch.dict(config.options, {"workers": 2, "limit_time_cpu": 4}),
+            patch("time.process_time", lambda: used[0]),
+            patch.object(self.sync_class, "_sync", one_cpu_second_each),
+        ):
+            self.run_cron()
+        self.assertEqual(used[0], 3, "no mailbox starts past three quarters of the 4 CPU seconds")
+        self.assertEqual(self.triggers(), triggers + 1)
+
     def test_a_run_out_of_time_says_its_progress_and_asks_for_the_rest(self):
         self.deliver_to_each("progress")
         with self.clock(mailboxes_per_run=2) as run:

@@ -2,6 +2,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
@@ -44,6 +45,18 @@ def cpu_limit():
     has none)."""
     limit = config["limit_time_cpu"]
     return limit if config["workers"] and limit and limit > 0 else None
+
+
+@contextmanager
+def own_environment(registry):
+    """A superuser environment on a new cursor of ``registry``, for a thread of its own; committed
+    at the end, and the caches' changes signalled to the other Odoo processes, as a request's."""
+    with registry.manage_changes(), registry.cursor() as cr:
+        # What api.Environment does on a new cursor, with the registry at hand: looking it up by
+        # name would wait for the lock of all registries, which a thread loading a registry (or
+        # Odoo's test runner) holds while it waits for this one.
+        cr.transaction = api.Transaction(registry)
+        yield api.Environment(cr, SUPERUSER_ID, {})
 
 
 @dataclass
@@ -187,17 +200,16 @@ class CatsMailSyncCycle(models.AbstractModel):
         not record is recorded here, in a fresh transaction."""
         if budget.spent():
             return NOT_STARTED
-        registry = self.pool
         started_at, started = fields.Datetime.now(), time.monotonic()
         try:
-            with registry.manage_changes(), registry.cursor() as cr:
-                sync = self.with_env(api.Environment(cr, SUPERUSER_ID, {}))
-                return sync._sync(sync.env["res.users"].browse(user_id), budget.deadline)
+            with own_environment(self.pool) as env:
+                sync = self.with_env(env)
+                return sync._sync(env["res.users"].browse(user_id), budget.deadline)
         except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
             try:
-                with registry.manage_changes(), registry.cursor() as cr:
-                    sync = self.with_env(api.Environment(cr, SUPERUSER_ID, {}))
-                    user, tally = sync.env["res.users"].browse(user_id).sudo(), Tally()
+                with own_environment(self.pool) as env:
+                    sync = self.with_env(env)
+                    user, tally = env["res.users"].browse(user_id).sudo(), Tally()
                     sync._failed(user, error, tally)
                     sync._record(user, tally, started_at, time.monotonic() - started)
             except Exception:  # the database itself is out of reach

@@ -19,10 +19,6 @@ _logger = logging.getLogger(__name__)
 # minutes) this many times in a row, then hourly, for as long as they last.
 RETRIES_AT_EVERY_RUN = 6
 RETRY_LATER = timedelta(hours=1)
-# A scheduled run starts no new batch after this many seconds (cats_mail_sync.run_seconds):
-# Odoo stops a cron after limit_time_real_cron, 120 s by default. What is left is
-# read by the next run, mailboxes read longest ago first.
-RUN_SECONDS = 90
 # Key space of the PostgreSQL advisory locks that keep two runs off one mailbox.
 LOCK_SPACE = 0x4341_5453  # "CATS"
 
@@ -67,34 +63,6 @@ class CatsMailSyncSync(models.AbstractModel):
 
     _name = "cats_mail_sync.sync"
     _description = "Mailbox synchronization"
-
-    @api.model
-    def _cron(self):
-        """Scheduled action: log new mail of every active mailbox due, one at a time."""
-        self.env["cats_mail_sync.setup"]._forget_old_passwords()
-        self.env["cats_mail_sync.token"]._forget_unused()
-        seconds = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.run_seconds")
-        deadline = time.monotonic() + float(seconds or RUN_SECONDS)
-        users = (
-            self.env["res.users"]
-            .sudo()
-            .search(
-                [
-                    ("mailbox_state", "=", "active"),
-                    "|",
-                    ("mailbox_retry_at", "=", False),
-                    ("mailbox_retry_at", "<=", fields.Datetime.now()),
-                ],
-                order="mailbox_last_sync_at asc, id",
-            )
-        )
-        for user in users:
-            if time.monotonic() > deadline:
-                # The rest (read longest ago, so first next time) is for a run that starts now.
-                self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")._trigger()
-                break
-            self._sync(user, deadline)
-            self._commit()
 
     @api.model
     def _sync(self, user, deadline=None):

@@ -1,4 +1,6 @@
 from . import test_activation
+from . import test_concurrency
+from . import test_cycle
 from . import test_failures
 from . import test_logging
 from . import test_security

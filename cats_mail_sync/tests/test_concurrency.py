@@ -1,0 +1,230 @@
+"""Mailboxes read at the same time, each in its own thread and transaction: as in production, with
+real commits, in data of the test's own (committed, then deleted)."""
+
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from unittest.mock import patch
+
+from odoo import SUPERUSER_ID, api
+from odoo.tests import TransactionCase, new_test_user, tagged
+
+from .common import allow_local_servers, make_mail
+from .harness.dovecot import Dovecot
+
+MAILBOXES = 4
+PARAMS = (
+    "cats_mail_sync.ca_file",
+    "cats_mail_sync.allow_private_hosts",
+    "cats_mail_sync.concurrency",
+    "cats_mail_sync.run_seconds",
+)
+
+
+@contextmanager
+def as_in_production():
+    """The calling thread as Odoo's cron thread: not a test's, so its cursor commits."""
+    with patch.object(threading.current_thread(), "testing", False):
+        yield
+
+
+@tagged("post_install", "-at_install")
+class TestConcurrentRun(TransactionCase):
+    """The test's own transaction is left alone: what it holds, the threads' transactions could not see."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = uuid.uuid4().hex[:8]
+        cls.passwords = {
+            f"pool{number}.{cls.token}@recruit.example.test": f"pool{number}-Secret-{cls.token}"
+            for number in range(MAILBOXES)
+        }
+        cls.dovecot = Dovecot(cls.passwords).start()
+        cls.addClassCleanup(cls.dovecot.stop)
+
+    def setUp(self):
+        super().setUp()
+        self.cr_real = self.registry.cursor()
+        self.addCleanup(self.cr_real.close)
+        env = self.env_real = api.Environment(self.cr_real, SUPERUSER_ID, {})
+        params = env["ir.config_parameter"].sudo()
+        self.params_before = {key: params.get_param(key) for key in PARAMS}
+        self.triggers_before = env["ir.cron.trigger"].search([]).ids
+        self.addCleanup(self.clean_up)
+        allow_local_servers(env, self.dovecot.ca_file)
+        self.candidate_address = f"carla.{self.token}@example.com"
+        self.candidate = env["hr.candidate"].create(
+            {"partner_name": "Carla Candidate", "email_from": self.candidate_address}
+        )
+        self.users = env["res.users"]
+        for address, password in self.passwords.items():
+            user = new_test_user(
+                env,
+                login=address.split("@")[0],
+                email=address,
+                groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
+                context={"no_reset_password": True},
+            )
+            user.write(
+                {
+                    "mailbox_email": address,
+                    "mailbox_login": address,
+                    "mailbox_password": password,
+                    "mailbox_imap_host": self.dovecot.host,
+                    "mailbox_imap_port": self.dovecot.ssl_port,
+                    "mailbox_imap_security": "ssl",
+                }
+            )
+            self.users |= user
+        self.commit()
+        for user in self.users:
+            user.action_mailbox_activate()
+        self.commit()
+        self.expected = self.deliver()
+
+    def commit(self):
+        self.cr_real.commit()
+        self.env_real.invalidate_all()
+
+    def clean_up(self):
+        self.cr_real.rollback()
+        env = self.env_real
+        env["mail.message"].sudo().search([("message_id", "like", f"%.{self.token}@%")]).unlink()
+        # The activation's confirmation mails, still in the outgoing queue.
+        env["mail.mail"].sudo().search([("email_to", "like", f".{self.token}@")]).unlink()
+        env["cats_mail_sync.run"].sudo().search([("user_id", "in", self.users.ids)]).unlink()
+        self.candidate.unlink()
+        partners = self.users.partner_id
+        self.users.unlink()
+        partners.unlink()
+        env["ir.cron.trigger"].search([("id", "not in", self.triggers_before)]).unlink()
+        for key, value in self.params_before.items():
+            env["ir.config_parameter"].sudo().set_param(key, value or False)
+        self.commit()
+
+    def deliver(self):
+        """In each Inbox: a mail of its own from the candidate, one from a stranger, and a mail the
+        candidate sent to all the recruiters at once. The Message-IDs expected on the candidate."""
+        shared = f"<shared.{self.token}@x>"
+        everybody = list(self.passwords)
+        for number, address in enumerate(self.passwords):
+            own = make_mail(self.candidate_address, address, message_id=f"<own{number}.{self.token}@x>")
+            stray = make_mail(
+                f"stranger.{self.token}@elsewhere.example.net",
+                address,
+                message_id=f"<stray{number}.{self.token}@x>",
+            )
+            for mail in (own, stray, make_mail(self.candidate_address, everybody, message_id=shared)):
+                self.dovecot.append(address, "INBOX", mail)
+        return {f"<own{number}.{self.token}@x>": 1 for number in range(MAILBOXES)} | {shared: 1}
+
+    def run_due(self, concurrency, seconds=3600):
+        """The scheduled run's mailbox part, with ``concurrency`` threads and a budget of ``seconds``."""
+        self.env_real["ir.config_parameter"].sudo().set_param("cats_mail_sync.concurrency", str(concurrency))
+        self.commit()
+        with as_in_production():
+            self.env_real["cats_mail_sync.sync"]._sync_due(self.users, time.monotonic() + seconds)
+        self.commit()
+
+    @contextmanager
+    def watched(self, together=1):
+        """Record each mailbox's sync: its cursor and thread, and the most under way at once. With
+        ``together``, none starts reading before that many have started (a barrier)."""
+        sync_class = type(self.env_real["cats_mail_sync.sync"])
+        sync = sync_class._sync
+        barrier = threading.Barrier(together, timeout=60)
+        lock, seen = threading.Lock(), {"calls": [], "now": 0, "most": 0}
+
+        def watched_sync(model, user, deadline=None):
+            with lock:
+                seen["calls"].append((user.id, model.env.cr, threading.get_ident()))
+                seen["now"] += 1
+                seen["most"] = max(seen["most"], seen["now"])
+            try:
+                if together > 1:
+                    barrier.wait()
+                return sync(model, user, deadline)
+            finally:
+                with lock:
+                    seen["now"] -= 1
+
+        with patch.object(sync_class, "_sync", watched_sync):
+            yield seen
+
+    def logged(self):
+        """``{Message-ID: times logged on the candidate}``."""
+        self.cr_real.execute(
+            """
+            SELECT message_id, count(*) FROM mail_message
+             WHERE model = 'hr.candidate' AND res_id = %s AND mailbox_user_id IS NOT NULL
+             GROUP BY message_id
+            """,
+            [self.candidate.id],
+        )
+        return dict(self.cr_real.fetchall())
+
+    def runs(self):
+        return self.env_real["cats_mail_sync.run"].search([("user_id", "in", self.users.ids)])
+
+    def test_mailboxes_are_read_at_the_same_time_each_in_its_own_transaction(self):
+        with self.watched(together=MAILBOXES) as seen:
+            self.run_due(concurrency=MAILBOXES)
+        self.assertEqual(seen["most"], MAILBOXES)
+        users, cursors, threads = zip(*seen["calls"], strict=True)
+        self.assertEqual(sorted(users), sorted(self.users.ids))
+        self.assertEqual(len(set(map(id, cursors))), MAILBOXES, "a cursor of its own each")
+        self.assertNotIn(self.cr_real, cursors)
+        self.assertEqual(len(set(threads)), MAILBOXES)
+        self.assertNotIn(threading.get_ident(), threads)
+        self.assertEqual(self.logged(), self.expected, "each mail once, none from the stranger")
+        runs = self.runs()
+        self.assertEqual(runs.user_id, self.users)
+        self.assertEqual(sum(runs.mapped("looked_at")), 3 * MAILBOXES)
+        self.assertEqual(sum(runs.mapped("logged")), MAILBOXES + 1)
+        self.assertFalse(any(runs.mapped("error")))
+        self.assertEqual(set(self.users.mapped("mailbox_state")), {"active"})
+
+    def test_one_at_a_time_gives_the_same_result(self):
+        with self.watched() as seen:
+            self.run_due(concurrency=1)
+        self.assertEqual(seen["most"], 1)
+        users, cursors, _threads = zip(*seen["calls"], strict=True)
+        self.assertEqual(list(users), self.users.ids, "in the order given")
+        self.assertNotIn(self.cr_real, cursors)
+        self.assertEqual(self.logged(), self.expected)
+        self.assertEqual(sum(self.runs().mapped("logged")), MAILBOXES + 1)
+
+    def test_a_mailbox_whose_run_breaks_is_recorded_and_the_others_go_on(self):
+        broken = self.users[0]
+        sync_class = type(self.env_real["cats_mail_sync.sync"])
+        sync = sync_class._sync
+
+        def breaks(model, user, deadline=None):
+            if user.id == broken.id:
+                raise RuntimeError("the database went away")
+            return sync(model, user, deadline)
+
+        with patch.object(sync_class, "_sync", breaks):
+            self.run_due(concurrency=MAILBOXES)
+        run = self.runs().filtered(lambda run: run.user_id == broken)
+        self.assertEqual(len(run), 1)
+        self.assertIn("RuntimeError: the database went away", run.error)
+        self.assertEqual((broken.mailbox_state, broken.mailbox_failures), ("active", 1))
+        self.assertTrue(broken.mailbox_retry_at, "retried later, as any interrupted run")
+        logged = self.logged()
+        self.assertEqual(
+            {key: logged.get(key) for key in self.expected if "own0." not in key},
+            {key: 1 for key in self.expected if "own0." not in key},
+        )
+        self.assertNotIn(f"<own0.{self.token}@x>", logged)
+
+    def test_a_run_out_of_time_starts_no_mailbox_and_asks_for_a_run_at_once(self):
+        cron = self.env_real.ref("cats_mail_sync.ir_cron_cats_mail_sync")
+        with self.watched() as seen:
+            self.run_due(concurrency=MAILBOXES, seconds=0)
+        self.assertFalse(seen["calls"])
+        triggers = self.env_real["ir.cron.trigger"].search([("id", "not in", self.triggers_before)])
+        self.assertEqual(triggers.cron_id, cron)
+        self.assertFalse(self.runs())

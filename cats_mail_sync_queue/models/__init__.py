@@ -1,0 +1,1 @@
+from . import cats_mail_sync_sync

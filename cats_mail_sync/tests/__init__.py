@@ -7,3 +7,4 @@ from . import test_translation
 from . import test_privacy
 from . import test_reliability
 from . import test_secrets
+from . import test_large_mail

@@ -239,13 +239,10 @@ class CatsMailSyncLogger(models.AbstractModel):
                 ("original.eml", _with_bcc(original, bcc) if values["bcc_header"] else original, {})
             )
         header = Markup("").join(Markup("<b>%s:</b> %s<br/>") % (label, value) for label, value in recipients)
-        body = (
-            Markup("<p>%s</p>%s") % (header, Markup(values.get("body") or ""))
-            if header
-            else values.get("body")
-        )
+        text = Markup(values.get("body") or "")
         if values.get("left_out"):
-            body = Markup("<p><i>%s</i></p>%s") % (values["left_out"], Markup(body or ""))
+            text = Markup("<p><i>%s</i></p>%s") % (values["left_out"], text)
+        body = Markup("<p>%s</p>%s") % (header, text) if header else text
         message = (
             record.sudo()
             .with_context(mail_create_nosubscribe=True, mail_post_autofollow=False)

@@ -4,10 +4,11 @@
 25 MB). Use a scratch database with cats_mail_sync installed: the runs commit, like production.
 
 For each number of mails, a fresh recruiter's Inbox on a real Dovecot (the tests' harness) gets that
-many mails from a candidate, each ``MB`` MB in all (one attachment of random bytes, just under the
-size limit, so each is logged whole with its attachment); one run of the sync then logs them in a
-process of its own, which reports its resident memory (``ru_maxrss``) just before and at the end of
-the run. Peak memory that does not grow with the number of mails is bounded memory.
+many mails from a candidate, each a little under ``MB`` MB in all (one attachment); one run of the
+sync then logs them in a process of its own, which reports its resident memory (``ru_maxrss``) just
+before and at the end of the run. With the default size limit (cats_mail_sync.max_mail_mb, 25 MB),
+mails of 25 MB are logged whole, attachment stored; larger ones with their text only. Peak memory
+that does not grow with the number of mails is bounded memory.
 """
 
 import argparse

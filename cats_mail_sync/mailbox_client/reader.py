@@ -205,7 +205,8 @@ class MailboxReader:
         if header is None or structure is None:
             return None
         root = _tree(structure)
-        # Each part's MIME header; the mail's own header is the one of the mail and of a single part.
+        # The MIME header of each part by section: the mail's header is the mail's own, and the one
+        # of its only part when it is not multipart.
         mime = {"": header, "1": header}
         wanted = [part.section for part in root.walk() if part.section and root.children]
         for chunk in batches(wanted, SECTIONS_PER_FETCH):

@@ -177,11 +177,11 @@ class CatsMailSyncSync(models.AbstractModel):
             self._commit()
             # Whole mails come in groups capped by size, each logged and committed with the cursor
             # up to the next group's first mail, and freed before the next group is fetched.
-            parts = list(groups(found[uid][0] for uid in sorted(found))) or [[]]
-            for number, group in enumerate(parts):
+            in_groups = list(groups(found[uid][0] for uid in sorted(found))) or [[]]
+            for number, group in enumerate(in_groups):
                 if number and tally.deadline and time.monotonic() > tally.deadline:
                     return
-                last_uid = parts[number + 1][0].uid - 1 if number + 1 < len(parts) else max(batch)
+                last_uid = in_groups[number + 1][0].uid - 1 if number + 1 < len(in_groups) else max(batch)
                 raw = self._fetch(reader, group, limit)
                 with self.env.cr.savepoint():
                     if folder.role == "inbox" and not number:

@@ -137,9 +137,10 @@ class Suite:
         self.cr = self.registry.cursor()
         self.env = odoo.api.Environment(self.cr, odoo.SUPERUSER_ID, {})
         self.cr.execute(LOCK_TIMEOUT)
-        from odoo.addons.cats_mail_sync.mailbox_client.reader import MailboxReader
+        from odoo.addons.cats_mail_sync.mailbox_client import reader
 
-        self.reader_class = MailboxReader
+        self.reader_module = reader
+        self.reader_class = reader.MailboxReader
         self.rows = []
         self.times = []  # (seconds, scenario) of every fault run
         self.serial = 0
@@ -470,6 +471,29 @@ class Suite:
                 more_checks=lambda *a: [
                     (bool(shots) and shots[0].wait(5), "the cut inside the answer never fired")
                 ],
+            )
+        # The Inbox's mails in two groups of whole mails (the first, 60 KB attached, alone), the
+        # connection cut between them: the first group is committed with its cursor, the rest waits.
+        calls = []
+
+        def cut_between_groups(reader, uids):
+            calls.append(uids)
+            if len(calls) == 2:
+                proxy.cut_all()
+            return original(reader, uids)
+
+        def first_group_logged(result, during, expected):
+            return [
+                (len(calls) >= 2, "the mails never came in two groups"),
+                (during >= 1, "nothing was logged before the cut"),
+            ]
+
+        with (
+            patch.object(self.reader_module, "GROUP_BYTES", 50_000),
+            patch.object(self.reader_class, "messages", cut_between_groups),
+        ):
+            self.network_fault(
+                "4c", "cut between two groups of whole mails", lambda: None, more_checks=first_group_logged
             )
 
     def silence(self):

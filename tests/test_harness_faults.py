@@ -151,9 +151,8 @@ def test_records_marks_and_exchanges_name_the_commands(dovecot, proxy):
     # ...and the header FETCH is the long one.
     header_fetch = client_sizes[marks["headers"].client_record - 1]
     body_fetch = client_sizes[marks["messages"].client_record - 1]
-    assert header_fetch - body_fetch == len(reader.HEADER_FIELDS) + len(b" INTERNALDATE") - len(
-        b"BODY.PEEK[]"
-    )
+    header_items = len(reader.HEADER_FIELDS) + len(b" INTERNALDATE RFC822.SIZE")
+    assert header_fetch - body_fetch == header_items - len(b"BODY.PEEK[]")
     # Exchanges: one per client turn; the k after n exchanges is the (n+1)-th turn's first record.
     turns = exchanges(records)
     assert sum(len(turn.client) for turn in turns) == len(client_sizes)

@@ -1,12 +1,15 @@
 """open_imap, MailboxReader and addresses against a real Dovecot (harness.dovecot), no Odoo."""
 
 import datetime
+import email
+import email.policy
 import queue
 import socket
 import ssl
 import threading
 import time
 import traceback
+from email.message import EmailMessage
 
 import imapclient
 import pytest
@@ -479,6 +482,7 @@ def test_headers_and_messages_come_in_batches(dovecot, login, mailbox, monkeypat
     assert fetched == [[1, 2, 3], [4, 5, 6], [7]]
     assert [h.uid for h in headers] == [1, 2, 3, 4, 5, 6, 7]
     assert [h.message_id for h in headers] == [f"<mail-{n}@example.test>" for n in range(7)]
+    assert [h.size for h in headers] == [len(raw) for raw in raws]
 
     fetched.clear()
     assert mailbox.messages(uids) == dict(zip(uids, raws, strict=True))
@@ -487,6 +491,26 @@ def test_headers_and_messages_come_in_batches(dovecot, login, mailbox, monkeypat
     fetched.clear()
     assert mailbox.messages([]) == {}
     assert fetched == []
+
+
+def test_groups_are_capped_by_size():
+    def sized(*sizes):
+        return [reader.Headers(uid=uid, message_id="", size=size) for uid, size in enumerate(sizes, 1)]
+
+    def uids(found):
+        return [[h.uid for h in group] for group in found]
+
+    assert uids(reader.groups(sized(4, 4, 2, 5, 1), 10)) == [[1, 2, 3], [4, 5]]
+    # A mail larger than the cap is fetched alone, and the next group starts after it.
+    assert uids(reader.groups(sized(3, 25, 3, 3), 10)) == [[1], [2], [3, 4]]
+    assert uids(reader.groups(sized(25), 10)) == [[1]]
+    assert uids(reader.groups([], 10)) == []
+    assert reader.GROUP_BYTES == 10 * 1024 * 1024
+    assert uids(reader.groups(sized(*[1024 * 1024] * 25))) == [
+        list(range(1, 11)),
+        list(range(11, 21)),
+        [21, 22, 23, 24, 25],
+    ]
 
 
 def test_batches():
@@ -629,3 +653,115 @@ def test_a_mail_deleted_between_headers_and_bodies_is_left_out(dovecot, login, m
         other.delete_messages(uids[1:2])
         other.expunge()
     assert list(mailbox.messages(uids)) == [uids[0], uids[2]]
+
+
+# ----------------------------------------------------------------------
+# a mail too large to fetch whole: its text only
+# ----------------------------------------------------------------------
+
+VIDEO = bytes(range(256)) * 1200  # 300 KB
+PDF = b"%PDF-1.4 " + b"p" * 3000
+
+
+def large_mail():
+    """Text and HTML (multipart/alternative) with three attachments, one a forwarded mail."""
+    mail = EmailMessage()
+    mail["From"] = "Carla <carla@example.org>"
+    mail["To"] = "anna.recruiter@example.test"
+    mail["Subject"] = "My portfolio"
+    mail["Message-ID"] = "<large-1@example.org>"
+    mail.set_content("Dear Anna, my portfolio is attached.\n")
+    mail.add_alternative("<p>Dear Anna, my <b>portfolio</b> is attached.</p>\n", subtype="html")
+    mail.add_attachment(VIDEO, maintype="video", subtype="mp4", filename="Portfolio Carla.mp4")
+    mail.add_attachment(PDF, maintype="application", subtype="pdf", filename="cv-ö.pdf")
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "Reference"
+    forwarded.set_content("She is great.\n")
+    mail.add_attachment(forwarded)
+    return mail.as_bytes(policy=email.policy.SMTP)  # CRLF, as the server counts it
+
+
+def spy_on_fetch(mailbox, monkeypatch):
+    """The items of each FETCH the reader sends."""
+    fetched = []
+    fetch = mailbox.client.fetch
+
+    def spy(uids, items):
+        fetched.append([item.decode() if isinstance(item, bytes) else item for item in items])
+        return fetch(uids, items)
+
+    monkeypatch.setattr(mailbox.client, "fetch", spy)
+    return fetched
+
+
+def test_text_only_fetches_the_text_and_names_what_is_left_out(dovecot, login, mailbox, monkeypatch):
+    raw = large_mail()
+    uid = dovecot.append(login, reader.INBOX, raw)
+    mailbox.open(reader.INBOX)
+    fetched = spy_on_fetch(mailbox, monkeypatch)
+
+    text = mailbox.text_only(uid, 1024 * 1024)
+
+    parsed = email.message_from_bytes(text.raw, policy=email.policy.default)
+    assert parsed["Subject"] == "My portfolio"
+    assert parsed["Message-ID"] == "<large-1@example.org>"
+    assert parsed.get_body(("plain",)).get_content().strip() == "Dear Anna, my portfolio is attached."
+    assert "<b>portfolio</b>" in parsed.get_body(("html",)).get_content()
+    assert list(parsed.iter_attachments()) == []
+    assert [(part.name, part.size) for part in text.left_out] == [
+        ("Portfolio Carla.mp4", len(VIDEO)),
+        ("cv-ö.pdf", len(PDF)),
+        ("message/rfc822", text.left_out[2].size),
+    ]
+    assert (text.size, text.limit) == (len(raw), 1024 * 1024)
+    assert len(text.raw) < 3000
+    # Never the whole mail nor an attachment: the structure, MIME headers, then the two texts.
+    assert fetched == [
+        ["BODYSTRUCTURE", "BODY.PEEK[HEADER]", "RFC822.SIZE"],
+        [f"BODY.PEEK[{section}.MIME]" for section in ("1", "1.1", "1.2", "2", "3", "4")],
+        ["BODY.PEEK[1.1]", "BODY.PEEK[1.2]"],
+    ]
+    assert visible_flags(dovecot, login, [uid]) == {uid: set()}
+
+
+def test_text_only_leaves_out_text_beyond_the_limit(dovecot, login, mailbox):
+    uid = dovecot.append(login, reader.INBOX, large_mail())
+    mailbox.open(reader.INBOX)
+    html = len(b"<p>Dear Anna, my <b>portfolio</b> is attached.</p>\r\n")
+    text = mailbox.text_only(uid, html + 10)  # room for the plain text only
+    parsed = email.message_from_bytes(text.raw, policy=email.policy.default)
+    assert parsed.get_body(("plain", "html")).get_content_type() == "text/plain"
+    assert parsed.get_body(("html",)) is None
+    assert [part.name for part in text.left_out] == [
+        "text/html",
+        "Portfolio Carla.mp4",
+        "cv-ö.pdf",
+        "message/rfc822",
+    ]
+
+
+def test_text_only_of_a_mail_that_is_one_attachment_keeps_its_header_only(dovecot, login, mailbox):
+    mail = EmailMessage()
+    mail["From"] = "carla@example.org"
+    mail["Subject"] = "Scan"
+    mail.set_content(VIDEO, maintype="application", subtype="pdf", filename="scan.pdf")
+    uid = dovecot.append(login, reader.INBOX, mail.as_bytes())
+    mailbox.open(reader.INBOX)
+    text = mailbox.text_only(uid, 1000)
+    parsed = email.message_from_bytes(text.raw, policy=email.policy.default)
+    assert parsed["Subject"] == "Scan"
+    # The header no longer announces a PDF: nothing reads the empty body as a file.
+    assert parsed.get_content_type() == "text/plain"
+    assert "pdf" not in text.raw.decode().lower()
+    assert parsed.get_content().strip() == ""
+    assert [(part.name, part.size) for part in text.left_out] == [("scan.pdf", len(VIDEO))]
+
+
+def test_text_only_of_a_mail_deleted_meanwhile_is_none(dovecot, login, mailbox):
+    uid = dovecot.append(login, reader.INBOX, large_mail())
+    mailbox.open(reader.INBOX)
+    with dovecot.client(login) as other:
+        other.select_folder(reader.INBOX)
+        other.delete_messages([uid])
+        other.expunge()
+    assert mailbox.text_only(uid, 1000) is None

@@ -3,12 +3,16 @@
 Folders are opened read-only (EXAMINE) and fetched with BODY.PEEK, so no flag
 (\\Seen included) ever changes on the server. New mail is found by UID:
 (folder, UIDVALIDITY, UID) always names the same message.
+
+Memory stays bounded: whole mails are fetched in groups of at most GROUP_BYTES
+(their sizes come with the headers), and a mail above the caller's size limit
+is fetched without its attachments (:meth:`MailboxReader.text_only`).
 """
 
 import datetime
 from dataclasses import dataclass, field
 from email import policy
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
 
 from imapclient.exceptions import IMAPClientError
 
@@ -42,6 +46,13 @@ HEADER_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 HEADER_KEY = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 # imapclient sends every UID of a FETCH on one command line: keep it short.
 BATCH_SIZE = 200
+# Whole mails are fetched in groups of at most this many bytes; a larger mail alone.
+GROUP_BYTES = 10 * 1024 * 1024
+# Parts whose MIME header one FETCH asks for (a short command line, whatever the number of parts).
+SECTIONS_PER_FETCH = 100
+TEXT_TYPES = ("text/plain", "text/html")
+# Header fields that describe a body left out entirely.
+BODY_FIELDS = (b"content-type:", b"content-transfer-encoding:", b"content-disposition:")
 
 
 @dataclass(frozen=True)
@@ -65,10 +76,46 @@ class Headers:
     recipients: set = field(default_factory=set)
     blind_recipients: set = field(default_factory=set)
     received: datetime.datetime | None = None
+    size: int = 0  # RFC822.SIZE: the whole mail, in bytes
 
     def addresses(self, with_bcc=False):
         """Every address of the mail; Bcc only where asked (it is only known on sent mail)."""
         return self.senders | self.recipients | (self.blind_recipients if with_bcc else set())
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A part of a mail that was not fetched: its file name (or its type) and its size in bytes."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class TextOnly:
+    """A mail of ``size`` bytes, above the ``limit`` it was fetched with: its header and text as a
+    mail (``raw``), and the parts left out."""
+
+    raw: bytes
+    left_out: tuple
+    size: int
+    limit: int
+
+
+@dataclass
+class _Part:
+    """A node of a mail's BODYSTRUCTURE: ``section`` names it in BODY[...] ("" for the mail itself)."""
+
+    section: str
+    children: list | None = None  # a multipart's parts; None for a leaf
+    content_type: str = ""
+    encoding: str = ""
+    size: int = 0  # a leaf's bytes as stored (encoded)
+
+    def walk(self):
+        yield self
+        for child in self.children or ():
+            yield from child.walk()
 
 
 class MailboxReader:
@@ -120,7 +167,7 @@ class MailboxReader:
         parser = BytesHeaderParser(policy=policy.compat32)
         found = []
         for batch in batches(sorted(uids)):
-            response = self.client.fetch(batch, [HEADER_FIELDS, b"INTERNALDATE"])
+            response = self.client.fetch(batch, [HEADER_FIELDS, b"INTERNALDATE", b"RFC822.SIZE"])
             for uid in sorted(response):
                 data = response[uid]
                 parsed = parser.parsebytes(data.get(HEADER_KEY) or b"")
@@ -133,6 +180,7 @@ class MailboxReader:
                         recipients=addresses_in(parsed.get_all("To", []) + parsed.get_all("Cc", [])),
                         blind_recipients=addresses_in(parsed.get_all("Bcc", [])),
                         received=data.get(b"INTERNALDATE"),
+                        size=int(data.get(b"RFC822.SIZE") or 0),
                     )
                 )
         return found
@@ -146,6 +194,134 @@ class MailboxReader:
                 if data.get(b"BODY[]") is not None:
                     raw[uid] = data[b"BODY[]"]
         return raw
+
+    def text_only(self, uid, limit):
+        """Mail ``uid`` without its attachments: its header and its plain and HTML text parts (at
+        most ``limit`` bytes of them), rebuilt as a mail with the mail's own MIME headers and
+        boundaries; every other part is named in ``left_out``. None when the mail is gone."""
+        items = [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]", b"RFC822.SIZE"]
+        data = self.client.fetch([uid], items).get(uid) or {}
+        header, structure = data.get(b"BODY[HEADER]"), data.get(b"BODYSTRUCTURE")
+        if header is None or structure is None:
+            return None
+        root = _tree(structure)
+        # The MIME header of each part by section: the mail's header is the mail's own, and the one
+        # of its only part when it is not multipart.
+        mime = {"": header, "1": header}
+        wanted = [part.section for part in root.walk() if part.section and root.children]
+        for chunk in batches(wanted, SECTIONS_PER_FETCH):
+            fetched = self.fetch_sections(uid, [f"{section}.MIME" for section in chunk])
+            if fetched is None:
+                return None
+            # A part with no header at all is text/plain: an empty header says so.
+            mime.update({section: fetched[f"{section}.MIME"] or b"\r\n" for section in chunk})
+        described = {part.section: _describe(mime[part.section], part) for part in root.walk()}
+        kept, left_out, budget = [], [], limit
+        for part in root.walk():
+            if part.children is not None:
+                continue
+            content_type, attached, name, _boundary = described[part.section]
+            if content_type in TEXT_TYPES and not attached and part.size <= budget:
+                kept.append(part.section)
+                budget -= part.size
+            else:
+                left_out.append(LeftOut(name, _decoded_size(part)))
+        contents = self.fetch_sections(uid, kept) if kept else {}
+        if contents is None:
+            return None
+        body = _rebuilt(root, mime, described, contents)
+        # Nothing of the body kept: the header no longer describes it.
+        raw = _without_body_fields(header) if body is None else header + body
+        return TextOnly(raw, tuple(left_out), int(data.get(b"RFC822.SIZE") or 0), limit)
+
+    def fetch_sections(self, uid, sections):
+        """``{section: bytes}`` of BODY[section] of mail ``uid``; None when the mail is gone."""
+        fetched = self.client.fetch([uid], [f"BODY.PEEK[{section}]".encode() for section in sections])
+        if uid not in fetched:
+            return None
+        return {section: fetched[uid].get(f"BODY[{section}]".encode()) or b"" for section in sections}
+
+
+def groups(headers, limit=None):
+    """``headers`` in groups, in their order, whose sizes add up to at most ``limit`` bytes
+    (GROUP_BYTES by default); a mail larger than that makes a group of its own."""
+    limit = limit or GROUP_BYTES
+    group, total = [], 0
+    for header in headers:
+        if group and total + header.size > limit:
+            yield group
+            group, total = [], 0
+        group.append(header)
+        total += header.size
+    if group:
+        yield group
+
+
+def _tree(node, section=""):
+    """The :class:`_Part` tree of an imapclient BODYSTRUCTURE (a message/rfc822 part is a leaf)."""
+    if node.is_multipart:
+        return _Part(
+            section,
+            children=[
+                _tree(child, f"{section}.{number}" if section else str(number))
+                for number, child in enumerate(node[0], 1)
+            ],
+        )
+    content_type = b"/".join(value or b"" for value in node[:2]).decode("latin-1").lower()
+    encoding = (node[5] or b"").decode("latin-1").lower()
+    return _Part(section or "1", content_type=content_type, encoding=encoding, size=int(node[6] or 0))
+
+
+def _describe(raw, part):
+    """``(content type, is an attachment, name, boundary)`` of a part, read from its MIME header
+    (its BODYSTRUCTURE type when Python cannot read the header). The name is the one a recruiter
+    knows the part by: its file name, else its type."""
+    try:
+        fields = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+        return (
+            fields.get_content_type(),
+            fields.get_content_disposition() == "attachment",
+            str(fields.get_filename() or part.content_type),
+            fields.get_boundary(),
+        )
+    except Exception:  # noqa: BLE001 - an unreadable header only costs the part its text
+        return part.content_type, True, part.content_type or "application/octet-stream", None
+
+
+def _decoded_size(part):
+    """The size of a part once decoded, in bytes (base64: lines of 76 characters and CRLF for 57)."""
+    return part.size * 57 // 78 if part.encoding == "base64" else part.size
+
+
+def _rebuilt(part, mime, described, contents):
+    """The body of ``part`` with only the ``contents`` kept ({section: bytes}), its parts between
+    the mail's own boundaries; None when nothing of it is kept."""
+    if part.children is None:
+        return contents.get(part.section)
+    boundary = described[part.section][3]
+    if not boundary:
+        return None
+    delimiter = b"--" + boundary.encode("latin-1", "replace")
+    entities = []
+    for child in part.children:
+        body = _rebuilt(child, mime, described, contents)
+        if body is not None:
+            entities.append(delimiter + b"\r\n" + mime[child.section] + body + b"\r\n")
+    if not entities:
+        return None
+    return b"".join(entities) + delimiter + b"--\r\n"
+
+
+def _without_body_fields(header):
+    """``header`` without the fields that describe a body (a mail's body left out entirely)."""
+    kept, skipping = [], False
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and skipping:
+            continue
+        skipping = line.lower().startswith(BODY_FIELDS)
+        if not skipping:
+            kept.append(line)
+    return b"".join(kept)
 
 
 def batches(items, size=None):

@@ -10,6 +10,8 @@ from markupsafe import Markup
 from odoo import api, models
 from odoo.tools import email_domain_extract, email_normalize_all
 
+from ..mailbox_client.reader import TextOnly
+
 _logger = logging.getLogger(__name__)
 
 # Longer Message-IDs do not fit the database's index: such mail gets one of its own.
@@ -19,6 +21,7 @@ HEADERS = ("Subject", "From", "To", "Cc")
 PLACEHOLDER_ID = "<cats-mail-sync-parsing@localhost>"
 # Characters PostgreSQL refuses (NUL) or that no header should carry.
 CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+MB = 1024 * 1024
 
 
 class CatsMailSyncLogger(models.AbstractModel):
@@ -111,11 +114,19 @@ class CatsMailSyncLogger(models.AbstractModel):
         """Log mails on their records, once per record, each mail on its own.
 
         ``mails`` is a list of ``(raw bytes, {record: Bcc addresses it matched through}, author
-        partner)``. A mail that cannot be logged as Odoo reads it is logged in its safest form
-        (cleaned headers, the original attached); one that cannot be logged at all is skipped.
-        Returns ``(number logged, [(values, reason) skipped])``.
+        partner)``; instead of raw bytes, a ``TextOnly`` mail (too large) is logged with a note
+        naming the attachments left out. A mail that cannot be logged as Odoo reads it is logged
+        in its safest form (cleaned headers, the original attached); one that cannot be logged at
+        all is skipped. Returns ``(number logged, number of them without their attachments,
+        [(values, reason) skipped])``.
         """
-        parsed = [(self._parse(raw), raw, records, author) for raw, records, author in mails]
+        parsed = []
+        for mail, records, author in mails:
+            raw = mail.raw if isinstance(mail, TextOnly) else mail
+            values = self._parse(raw)
+            if isinstance(mail, TextOnly):
+                values["left_out"] = self._left_out_note(mail)
+            parsed.append((values, raw, records, author))
         # In Message-ID order: two runs logging the same mails take their locks in the same order.
         parsed.sort(key=lambda mail: mail[0]["message_id"])
         self.env.cr.execute(
@@ -123,7 +134,7 @@ class CatsMailSyncLogger(models.AbstractModel):
             [[values["message_id"] for values, _raw, _records, _author in parsed]],
         )
         already = set(self.env.cr.fetchall())
-        logged, skipped = 0, []
+        logged, shortened, skipped = 0, 0, []
         for values, raw, records, author in parsed:
             targets = [r for r in records if (r._name, r.id, values["message_id"]) not in already]
             if not targets:
@@ -146,7 +157,8 @@ class CatsMailSyncLogger(models.AbstractModel):
                 continue
             already.update((r._name, r.id, values["message_id"]) for r in targets)
             logged += bool(targets)
-        return logged, skipped
+            shortened += bool(targets and values.get("left_out"))
+        return logged, shortened, skipped
 
     @api.model
     def _parse(self, raw):
@@ -191,7 +203,20 @@ class CatsMailSyncLogger(models.AbstractModel):
             % self.env._("This mail could not be read; the original is attached."),
             "original": raw,
             "bcc_header": bcc_header,
+            "left_out": values.get("left_out"),
         }
+
+    @api.model
+    def _left_out_note(self, mail):
+        """What a recruiter reads on a mail logged without its attachments: which, and why."""
+        parts = ", ".join(f"{part.name} ({_size(part.size)})" for part in mail.left_out)
+        return self.env._(
+            "This mail (%(size)s) is larger than the %(limit)s limit for logged mail: its attachments "
+            "are not stored here, only in the mailbox. Left out: %(parts)s.",
+            size=_size(mail.size),
+            limit=_size(mail.limit),
+            parts=parts or "-",
+        )
 
     @api.model
     def _post(self, record, values, author, user, bcc):
@@ -214,11 +239,10 @@ class CatsMailSyncLogger(models.AbstractModel):
                 ("original.eml", _with_bcc(original, bcc) if values["bcc_header"] else original, {})
             )
         header = Markup("").join(Markup("<b>%s:</b> %s<br/>") % (label, value) for label, value in recipients)
-        body = (
-            Markup("<p>%s</p>%s") % (header, Markup(values.get("body") or ""))
-            if header
-            else values.get("body")
-        )
+        text = Markup(values.get("body") or "")
+        if values.get("left_out"):
+            text = Markup("<p><i>%s</i></p>%s") % (values["left_out"], text)
+        body = Markup("<p>%s</p>%s") % (header, text) if header else text
         message = (
             record.sudo()
             .with_context(mail_create_nosubscribe=True, mail_post_autofollow=False)
@@ -263,6 +287,11 @@ def stable_message_id(raw):
     if not message_id or len(message_id) > MAX_MESSAGE_ID or any(c.isspace() for c in message_id):
         message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@cats-mail-sync>"
     return message_id
+
+
+def _size(size):
+    """``size`` bytes as a recruiter reads it."""
+    return f"{size / MB:.1f} MB" if size >= MB // 10 else f"{-(-size // 1024)} KB"
 
 
 def _clean(text):

@@ -19,6 +19,11 @@ class CatsMailSyncRun(models.Model):
     looked_at = fields.Integer("Mails looked at")
     matched = fields.Integer("Mails matched")
     logged = fields.Integer("Mails logged")
+    shortened = fields.Integer(
+        "Logged without attachments",
+        help="Mails above the size limit (cats_mail_sync.max_mail_mb): logged with their text and "
+        "a note naming the attachments left out.",
+    )
     skipped = fields.Integer("Mails skipped")
     error = fields.Text("Problem")
     skipped_ids = fields.One2many("cats_mail_sync.skipped", "run_id", "Skipped mails")

@@ -11,7 +11,7 @@ from odoo import api, fields, models
 from odoo.tools.misc import format_datetime
 
 from ..mailbox_client import errors
-from ..mailbox_client.reader import INBOX, MailboxReader, batches
+from ..mailbox_client.reader import INBOX, MailboxReader, batches, groups
 
 _logger = logging.getLogger(__name__)
 
@@ -21,6 +21,9 @@ RETRIES_AT_EVERY_RUN = 6
 RETRY_LATER = timedelta(hours=1)
 # Key space of the PostgreSQL advisory locks that keep two runs off one mailbox.
 LOCK_SPACE = 0x4341_5453  # "CATS"
+# A mail larger than this many MB (cats_mail_sync.max_mail_mb) is logged without its attachments.
+MAX_MAIL_MB = 25
+MB = 1024 * 1024
 
 
 def in_test_mode():
@@ -35,6 +38,7 @@ class Tally:
     looked_at: int = 0
     matched: int = 0
     logged: int = 0
+    shortened: int = 0  # mails logged without their attachments (above the size limit)
     skipped: list = field(default_factory=list)  # values of cats_mail_sync.skipped
     problems: list = field(default_factory=list)
     deadline: float | None = None  # time.monotonic() past which no batch starts
@@ -44,6 +48,7 @@ class Tally:
         self.looked_at += other.looked_at
         self.matched += other.matched
         self.logged += other.logged
+        self.shortened += other.shortened
         self.skipped += other.skipped
 
     def skip(self, folder, message_id, subject, date, reason):
@@ -114,7 +119,7 @@ class CatsMailSyncSync(models.AbstractModel):
 
     @api.model
     def _sync_folder(self, user, reader, folder, tally):
-        """Log the new mail of one folder, committing batch by batch."""
+        """Log the new mail of one folder, committing group by group."""
         status = self._status(reader, folder)
         tally.folders.append(folder.name)
         rescan = status.uidvalidity != folder.uidvalidity
@@ -127,31 +132,41 @@ class CatsMailSyncSync(models.AbstractModel):
             uids = reader.uids_since((folder.synced_at - timedelta(days=1)).date())
         else:
             uids = reader.uids_after(folder.last_uid)
+        limit = self._max_mail_bytes()
         for batch in batches(uids):
             if tally.deadline and time.monotonic() > tally.deadline:
                 return  # the cursor says where the next run goes on
             done = Tally()
             # The server is read with no transaction open: the one that reads the
-            # matches ends before the bodies are fetched, the one that logs after.
+            # matches ends before the bodies are fetched, each one that logs after.
             headers = reader.headers(batch)
             if rescan:
                 headers = [h for h in headers if not h.received or h.received >= user.mailbox_activated_at]
             found = self._match_batch(user, folder, headers, done)
             self._commit()
-            raw = reader.messages(list(found)) if found else {}
-            with self.env.cr.savepoint():
-                if folder.role == "inbox":
-                    user._mailbox_confirm_address(headers)
-                self._log_found(user, folder, found, raw, done)
-                folder.write(
-                    {
-                        "uidvalidity": status.uidvalidity,
-                        "last_uid": max(batch),
-                        "synced_at": fields.Datetime.now(),
-                    }
-                )
-            self._commit()
-            tally.add(done)
+            # Whole mails come in groups capped by size, each logged and committed with the cursor
+            # up to the next group's first mail, and freed before the next group is fetched.
+            in_groups = list(groups(found[uid][0] for uid in sorted(found))) or [[]]
+            for number, group in enumerate(in_groups):
+                if number and tally.deadline and time.monotonic() > tally.deadline:
+                    return
+                last_uid = in_groups[number + 1][0].uid - 1 if number + 1 < len(in_groups) else max(batch)
+                raw = self._fetch(reader, group, limit)
+                with self.env.cr.savepoint():
+                    if folder.role == "inbox" and not number:
+                        user._mailbox_confirm_address(headers)
+                    self._log_found(user, folder, {h.uid: found[h.uid] for h in group}, raw, done)
+                    folder.write(
+                        {
+                            "uidvalidity": status.uidvalidity,
+                            "last_uid": last_uid,
+                            "synced_at": fields.Datetime.now(),
+                        }
+                    )
+                del raw  # before the next group is fetched
+                self._commit()
+                tally.add(done)
+                done = Tally()
         # Everything up to the STATUS taken above has now been looked at.
         folder.write(
             {
@@ -160,6 +175,24 @@ class CatsMailSyncSync(models.AbstractModel):
                 "synced_at": fields.Datetime.now(),
             }
         )
+
+    @api.model
+    def _max_mail_bytes(self):
+        """Mail above this size is logged without its attachments (cats_mail_sync.max_mail_mb)."""
+        megabytes = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.max_mail_mb")
+        return int(float(megabytes or MAX_MAIL_MB) * MB)
+
+    @api.model
+    def _fetch(self, reader, headers, limit):
+        """``{uid: raw bytes, or TextOnly above limit bytes}`` of the mails of ``headers``; a
+        mail deleted meanwhile is left out."""
+        raw = reader.messages([h.uid for h in headers if h.size <= limit])
+        for header in headers:
+            if header.size > limit:
+                text = reader.text_only(header.uid, limit)
+                if text is not None:
+                    raw[header.uid] = text
+        return raw
 
     @api.model
     def _status(self, reader, folder):
@@ -212,7 +245,7 @@ class CatsMailSyncSync(models.AbstractModel):
 
     @api.model
     def _log_found(self, user, folder, found, raw, tally):
-        """Log the mails found, as fetched whole in ``raw`` (``{uid: bytes}``)."""
+        """Log the mails found, as fetched in ``raw`` (``{uid: bytes or TextOnly}``)."""
         mails = []
         for uid, (header, records, author) in found.items():
             if uid in raw:
@@ -223,8 +256,9 @@ class CatsMailSyncSync(models.AbstractModel):
                 )
         if not mails:
             return
-        logged, skipped = self.env["cats_mail_sync.logger"]._log(user, mails)
+        logged, shortened, skipped = self.env["cats_mail_sync.logger"]._log(user, mails)
         tally.logged += logged
+        tally.shortened += shortened
         for values, reason in skipped:
             tally.skip(folder.name, values["message_id"], values.get("subject"), values.get("date"), reason)
 
@@ -296,6 +330,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 "looked_at": tally.looked_at,
                 "matched": tally.matched,
                 "logged": tally.logged,
+                "shortened": tally.shortened,
                 "skipped": len(tally.skipped),
                 "error": "\n".join(str(problem) for problem in tally.problems) or False,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],

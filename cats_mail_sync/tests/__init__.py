@@ -10,3 +10,4 @@ from . import test_privacy
 from . import test_reliability
 from . import test_secrets
 from . import test_sign_in
+from . import test_large_mail

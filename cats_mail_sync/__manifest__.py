@@ -21,6 +21,7 @@
         "web.assets_tests": ["cats_mail_sync/static/tests/tours/*.js"],
     },
     "demo": ["demo/cats_mail_sync_demo.xml"],
+    "uninstall_hook": "uninstall_hook",
     "installable": True,
     "application": False,
 }

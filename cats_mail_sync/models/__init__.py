@@ -7,6 +7,7 @@ from . import cats_mail_sync_secret
 from . import cats_mail_sync_sign_in
 from . import cats_mail_sync_sync
 from . import cats_mail_sync_token
+from . import hr_employee
 from . import ir_attachment
 from . import ir_mail_server
 from . import mail_message

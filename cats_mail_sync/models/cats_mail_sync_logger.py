@@ -70,7 +70,9 @@ class CatsMailSyncLogger(models.AbstractModel):
 
         Candidates (with their ongoing applications) and contacts; never the
         recruiter, internal users, nor a candidate's own partner counted as a
-        separate contact. Two SQL queries whatever the number of addresses.
+        separate contact. The same SQL queries whatever the number of addresses, each
+        through indexes only: its cost does not grow with the contacts and candidates
+        (see ``res_partner.py`` for the index of fields with several addresses).
         """
         addresses = sorted(addresses - user._mailbox_own_addresses())
         found = defaultdict(list)
@@ -85,22 +87,24 @@ class CatsMailSyncLogger(models.AbstractModel):
         for candidate in candidates:
             ongoing = candidate.applicant_ids.filtered(lambda app: app.application_status == "ongoing")
             found[candidate.email_normalized] += [candidate, *ongoing]
+        # Users and candidates are looked up once per contact found (LIMIT keeps them out of
+        # a join the planner could make by scanning them all): nothing here reads a whole table.
         self.env.cr.execute(
             """
             SELECT p.id, p.email
               FROM res_partner p
+              LEFT JOIN LATERAL (SELECT 1 AS found FROM res_users u
+                                  WHERE u.partner_id = p.id AND NOT u.share LIMIT 1) AS internal ON TRUE
+              LEFT JOIN LATERAL (SELECT 1 AS found FROM hr_candidate c
+                                  WHERE c.partner_id = p.id LIMIT 1) AS candidate ON TRUE
              WHERE p.active
                AND (p.company_id IS NULL OR p.company_id = ANY(%(companies)s))
                AND (p.email_normalized = ANY(%(addresses)s)
-                    OR (p.email ~ '[,;]' AND lower(p.email) LIKE ANY(%(patterns)s)))
-               AND NOT EXISTS (SELECT 1 FROM res_users u WHERE u.partner_id = p.id AND NOT u.share)
-               AND NOT EXISTS (SELECT 1 FROM hr_candidate c WHERE c.partner_id = p.id)
+                    OR cats_mail_sync_email_addresses(p.email) && %(addresses)s)
+               AND internal.found IS NULL
+               AND candidate.found IS NULL
             """,
-            {
-                "companies": companies,
-                "addresses": addresses,
-                "patterns": [f"%{address}%" for address in addresses],
-            },
+            {"companies": companies, "addresses": addresses},
         )
         wanted = set(addresses)
         partners = self.env["res.partner"].sudo()

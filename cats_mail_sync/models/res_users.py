@@ -7,7 +7,7 @@ from markupsafe import escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import email_domain_extract, email_normalize
+from odoo.tools import email_domain_extract, email_normalize, sql
 
 from ..mailbox_client import errors
 from ..mailbox_client.reader import INBOX, MailboxReader
@@ -175,6 +175,8 @@ class ResUsers(models.Model):
         # The password lives, encrypted, in a column without ORM field (see
         # cats_mail_sync.secret): no read, export, search or group-by reaches it.
         self.env.cr.execute("ALTER TABLE res_users ADD COLUMN IF NOT EXISTS cats_mailbox_password varchar")
+        # Mail is told internal by the users' logins (see the logger's _privacy) at every batch.
+        sql.create_index(self.env.cr, "res_users_cats_mail_sync_login_index", self._table, ["lower(login)"])
 
     def _compute_mailbox_password(self):
         self.mailbox_password = False

@@ -3,6 +3,7 @@ from . import test_concurrency
 from . import test_cycle
 from . import test_failures
 from . import test_logging
+from . import test_matching
 from . import test_security
 from . import test_setup
 from . import test_translation

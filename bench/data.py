@@ -124,6 +124,13 @@ def set_port(user, port):
     user.invalidate_recordset(["mailbox_imap_port"])
 
 
+def set_state(users, state):
+    """Take ``users``' mailboxes out of the scheduled run ("inactive") or back ("active"), as is."""
+    if users:
+        users.env.cr.execute("UPDATE res_users SET mailbox_state = %s WHERE id = ANY(%s)", (state, users.ids))
+        users.invalidate_recordset(["mailbox_state"])
+
+
 def candidates(env, count):
     return env["hr.candidate"].create(
         [{"partner_name": f"Candidate {i}", "email_from": candidate_address(i)} for i in range(count)]

@@ -8,6 +8,8 @@ default), "loopback" means straight to Dovecot.
 
 import argparse
 import importlib.util
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from harness.dovecot import Dovecot  # noqa: E402
 
 QUICK = {
     "mailboxes": 100,
+    "sequential_mailboxes": 50,
     "scan_mails": 2000,
     "wan_mails": 100,
     "log_mails": 50,
@@ -32,6 +35,11 @@ QUICK = {
     "contacts": "1000,10000",
     "memory_mails": 5,
 }
+# bench/peak_memory.py's measure(config, database, mails, mb), its figures printed as JSON.
+PEAK_MEMORY = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]); import peak_memory; "
+    "print(json.dumps(peak_memory.measure(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))"
+)
 # Mails the logging rate posts each carry an attachment of this size.
 ATTACHMENT = 100 * 1024
 
@@ -43,6 +51,9 @@ def arguments(argv):
     parser.add_argument("--quick", action="store_true", help="a small run: " + str(QUICK))
     parser.add_argument("--mailboxes", type=int, default=1000, help="mailboxes in the idle cycle")
     parser.add_argument("--concurrency", type=int, default=16, help="the concurrent cycle's setting")
+    parser.add_argument(
+        "--sequential-mailboxes", type=int, default=200, help="mailboxes the sequential cycle reads (scaled)"
+    )
     parser.add_argument("--round-trip", type=float, default=0.05, help="the proxy's round trip, seconds")
     parser.add_argument("--scan-mails", type=int, default=20000, help="new mails scanned on loopback")
     parser.add_argument("--wan-mails", type=int, default=500, help="new mails scanned behind latency")
@@ -98,23 +109,32 @@ class Bench:
 
     # -- the measurements ------------------------------------------------------
 
-    def idle_cycle(self):
-        args = self.args
-        for label, concurrency in (("sequential", 1), (f"concurrent ({args.concurrency})", args.concurrency)):
-            say(f"Idle cycle of {args.mailboxes} mailboxes behind latency, {label}")
-            seconds, read, failed = self.measure.idle_cycle(self.env, concurrency)
-            if read != args.mailboxes or failed:
-                print(f"    warning: {read} mailboxes read, {failed} failed", flush=True)
-            self.cycle[label] = seconds
-        sequential, concurrent = self.cycle.values()
+    def idle_cycle(self, users):
+        """The scheduled run over ``users``' idle mailboxes: sequential over the first
+        ``--sequential-mailboxes`` of them, scaled to all (a sequential run is a sum of
+        per-mailbox costs), then concurrent over all."""
+        args, env = self.args, self.env
+        sample = min(args.sequential_mailboxes, len(users))
+        say(f"Idle cycle behind latency, sequential, {sample} of {len(users)} mailboxes")
+        waiting = users[sample:]
+        data.set_state(waiting, "inactive")
+        sequential = self.measure.idle_cycle(env, 1, sample) * len(users) / sample
+        data.set_state(waiting, "active")
+        say(f"Idle cycle behind latency, concurrency {args.concurrency}, {len(users)} mailboxes")
+        concurrent = self.measure.idle_cycle(env, args.concurrency, len(users))
+        scaled = f"{sample} measured, x{len(users) / sample:g}" if sample < len(users) else ""
+        self.cycle = {
+            f"sequential\n({scaled})" if scaled else "sequential": sequential,
+            f"concurrency {args.concurrency}": concurrent,
+        }
         self.row(
-            f"idle cycle, {args.mailboxes} mailboxes, {args.round_trip * 1000:.0f} ms RTT, "
+            f"idle cycle, {len(users)} mailboxes, {args.round_trip * 1000:.0f} ms RTT, "
             f"concurrency {args.concurrency}",
-            f"{concurrent:.1f} s ({ms(concurrent / args.mailboxes)}/mailbox)",
-            f"sequential: {sequential:.1f} s",
+            f"{concurrent:.1f} s ({ms(concurrent / len(users))}/mailbox)",
+            f"sequential: {sequential:.1f} s" + (f" ({scaled})" if scaled else ""),
             sequential / concurrent,
             "well inside 60 s (≤ 45 s)",
-            concurrent < 45,
+            concurrent <= 45,
         )
 
     def scan(self, user, wan):
@@ -218,8 +238,8 @@ class Bench:
                 self.row(f"match cost per batch, {count} contacts", report.NOT_MEASURED, goal="flat")
             return
         say(f"Match cost per batch with {', '.join(map(str, counts))} contacts")
-        costs = module.measure(self.env, counts)
-        costs = dict(costs) if hasattr(costs, "items") else dict(zip(counts, costs, strict=True))
+        costs = module.measure(self.env, counts)  # {contacts: ms}
+        self.env.cr.rollback()  # the contacts it added
         self.match_costs = costs
         first = costs[counts[0]]
         for count in counts:
@@ -233,24 +253,31 @@ class Bench:
             )
 
     def peak_memory(self, config, database):
-        module = optional("peak_memory")
         mails, size = self.args.memory_mails, 25
         label = f"peak memory, run of {mails} mails of {size} MB"
-        if module is None:
+        if not (HERE / "peak_memory.py").exists():
             self.row(label, report.NOT_MEASURED, goal="bounded")
             return
         say(label)
         self.env.cr.commit()
-        peak = module.measure(config, database, mails, size)
-        peak = peak["peak_mb"] if hasattr(peak, "items") else peak
-        total = mails * size
+        # In a process of its own: it configures Odoo itself (and its memory is its own).
+        child = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, str(HERE), config, database, str(mails), str(size)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        figures = json.loads(child.stdout.strip().splitlines()[-1])
+        if figures["logged"] != mails:
+            print(f"    warning: {figures['logged']} of {mails} mails logged", flush=True)
+        growth, total = figures["peak_mb"] - figures["before_mb"], mails * size
         self.row(
             label,
-            f"{peak:.0f} MB",
+            f"+{growth:.0f} MB (peak {figures['peak_mb']:.0f} MB)",
             f"the mails' size: {total} MB",
-            peak / total,
+            growth / total,
             "bounded (≤ 0.2x)",
-            peak <= 0.2 * total,
+            growth <= 0.2 * total,
         )
 
 
@@ -289,7 +316,7 @@ def main(argv):
         data.fill(dovecot, log_login, log_raws)
 
         say(f"Creating {len(every)} recruiters with their mailboxes, and {args.log_mails} candidates")
-        data.recruiters(env, dovecot, cycle_logins, proxy.port, active=True)
+        cycle_users = data.recruiters(env, dovecot, cycle_logins, proxy.port, active=True)
         port = dovecot.ssl_port
         scan_user, wan_user, log_user = data.recruiters(
             env, dovecot, [scan_login, wan_login, log_login], port, active=False, from_start=True
@@ -300,7 +327,7 @@ def main(argv):
         cr.commit()
 
         bench = Bench(args, env, dovecot, proxy, measure)
-        bench.idle_cycle()
+        bench.idle_cycle(cycle_users)
         bench.scan(scan_user, wan=False)
         bench.scan(wan_user, wan=True)
         bench.logging(log_user, log_raws, list(targets))

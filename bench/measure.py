@@ -33,16 +33,20 @@ def _last_run_id(env):
 # -- a whole cycle -----------------------------------------------------------
 
 
-def idle_cycle(env, concurrency):
-    """Seconds of one scheduled run over every active mailbox, with ``concurrency``; and the
-    number of mailboxes it read and of those that failed."""
+def idle_cycle(env, concurrency, mailboxes):
+    """Seconds of one scheduled run over every active mailbox, with ``concurrency``; checks that
+    it read the ``mailboxes`` expected, without error."""
     env["ir.config_parameter"].sudo().set_param("cats_mail_sync.concurrency", str(concurrency))
     after = _last_run_id(env)
     env.cr.commit()
     seconds, _ = _timed(env["cats_mail_sync.sync"]._cron)
     env.cr.commit()
     runs = _last_runs(env, after)
-    return seconds, len(runs), len(runs.filtered("error"))
+    if len(runs) != mailboxes or runs.filtered("error"):
+        raise RuntimeError(
+            f"the idle cycle read {len(runs)} of {mailboxes} mailboxes: {set(runs.mapped('error')) - {False}}"
+        )
+    return seconds
 
 
 # -- one mailbox ---------------------------------------------------------------

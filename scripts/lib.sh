@@ -1,4 +1,4 @@
-# Shared by scripts/test and scripts/demo: system packages, Python packages, and Odoo 18.
+# Shared by scripts/* and bench/run: system packages, Python packages, and Odoo 18.
 # Odoo itself is not installed here: bring your own (see README) and point ODOO_PYTHON,
 # PYTHONPATH or ODOO_ADDONS_PATH at it.
 

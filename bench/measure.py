@@ -1,0 +1,176 @@
+"""The measurements: each returns seconds (or a rate), the sync's figures beside raw ones.
+
+The sync's figures come from its own entry points (``_cron``, ``_sync``), with commits,
+as a scheduled run makes them; the raw ones from imapclient/imaplib or Odoo's
+``message_post``/``message_process`` alone.
+"""
+
+import imaplib
+import ssl
+import statistics
+import time
+
+import data
+from markupsafe import Markup
+
+from odoo.addons.cats_mail_sync.mailbox_client.reader import HEADER_FIELDS, batches
+
+
+def _timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - started, result
+
+
+def _last_runs(env, after_id):
+    return env["cats_mail_sync.run"].sudo().search([("id", ">", after_id)])
+
+
+def _last_run_id(env):
+    return env["cats_mail_sync.run"].sudo().search([], order="id desc", limit=1).id or 0
+
+
+# -- a whole cycle -----------------------------------------------------------
+
+
+def idle_cycle(env, concurrency, mailboxes):
+    """Seconds of one scheduled run over every active mailbox, with ``concurrency``; checks that
+    it read the ``mailboxes`` expected, without error."""
+    env["ir.config_parameter"].sudo().set_param("cats_mail_sync.concurrency", str(concurrency))
+    after = _last_run_id(env)
+    env.cr.commit()
+    seconds, _ = _timed(env["cats_mail_sync.sync"]._cron)
+    env.cr.commit()
+    runs = _last_runs(env, after)
+    if len(runs) != mailboxes or runs.filtered("error"):
+        raise RuntimeError(
+            f"the idle cycle read {len(runs)} of {mailboxes} mailboxes: {set(runs.mapped('error')) - {False}}"
+        )
+    return seconds
+
+
+# -- one mailbox ---------------------------------------------------------------
+
+
+def sync(env, user):
+    """Seconds of one run of ``user``'s mailbox, and its sync log line (checked for errors)."""
+    after = _last_run_id(env)
+    env.cr.commit()
+    seconds, _ = _timed(env["cats_mail_sync.sync"]._sync, user)
+    env.cr.commit()
+    run = _last_runs(env, after)
+    if len(run) != 1 or run.error:
+        raise RuntimeError(f"the benchmark's run of {user.login} failed: {run.mapped('error')}")
+    return seconds, run
+
+
+def scan(env, user):
+    """Seconds of a run that looks at every mail of ``user``'s Inbox, and how many it looked at."""
+    data.rewind(user)
+    seconds, run = sync(env, user)
+    return seconds, run.looked_at
+
+
+def idle(env, user, repeat):
+    """Median seconds of a run of ``user``'s mailbox with nothing new."""
+    return statistics.median(sync(env, user)[0] for _ in range(repeat))
+
+
+# -- raw IMAP, no Odoo ------------------------------------------------------------
+
+
+def raw_headers(host, port, ca_file, login):
+    """Seconds to fetch the header fields the sync reads of every Inbox mail, in the sync's
+    batches, with imapclient alone."""
+    started = time.perf_counter()
+    with data.connect(host, port, ca_file) as client:
+        client.login(login, data.PASSWORD)
+        client.select_folder("INBOX", readonly=True)
+        for batch in batches(client.search(["UID", "1:*"])):
+            client.fetch(batch, [HEADER_FIELDS, b"INTERNALDATE"])
+    return time.perf_counter() - started
+
+
+def one_fetch_per_mail(host, port, ca_file, login):
+    """Seconds to read every Inbox mail as Odoo's fetchmail does: one FETCH (RFC822) per
+    message (read-only here, and without fetchmail's two STOREs per message)."""
+    started = time.perf_counter()
+    client = imaplib.IMAP4_SSL(host, port, ssl_context=ssl.create_default_context(cafile=ca_file))
+    client.login(login, data.PASSWORD)
+    client.select("INBOX", readonly=True)
+    _result, numbers = client.search(None, "ALL")
+    for number in numbers[0].split():
+        client.fetch(number, "(RFC822)")
+    client.logout()
+    return time.perf_counter() - started
+
+
+def raw_check(host, port, ca_file, login, repeat):
+    """Median seconds of the least an idle check does: connect, log in, STATUS of Inbox and
+    Sent, log out."""
+
+    def check():
+        started = time.perf_counter()
+        with data.connect(host, port, ca_file) as client:
+            client.login(login, data.PASSWORD)
+            for folder in ("INBOX", "Sent"):
+                client.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT"])
+        return time.perf_counter() - started
+
+    return statistics.median(check() for _ in range(repeat))
+
+
+def status_round_trip(host, port, ca_file, login, repeat):
+    """Median seconds of one STATUS on an open, logged-in connection."""
+    with data.connect(host, port, ca_file) as client:
+        client.login(login, data.PASSWORD)
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            client.folder_status("INBOX", [b"UIDVALIDITY", b"UIDNEXT"])
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+# -- logging without the sync ----------------------------------------------------
+
+
+def post_loop(env, raws, targets):
+    """Seconds of a bare ``message_post`` loop of the mails as the sync parses them (the parsing
+    not counted), each on its candidate; rolled back afterwards."""
+    logger = env["cats_mail_sync.logger"]
+    parsed = [logger._parse(raw) for raw in raws]
+
+    def post():
+        for values, candidate in zip(parsed, targets, strict=True):
+            candidate.with_context(mail_create_nosubscribe=True, mail_post_autofollow=False).message_post(
+                body=Markup(values.get("body") or ""),
+                subject=values.get("subject") or False,
+                message_type="email",
+                subtype_xmlid="mail.mt_note",
+                author_id=candidate.partner_id.id,
+                email_from=values.get("email_from") or False,
+                date=values.get("date") or False,
+                message_id=values["message_id"],
+                attachments=values.get("attachments", []),
+            )
+        env.flush_all()
+
+    seconds, _ = _timed(post)
+    env.cr.rollback()
+    return seconds
+
+
+def process_loop(env, raws, targets):
+    """Seconds of Odoo's ``message_process`` of the raw mails, each routed to its candidate (as
+    fetchmail does for a server bound to a record); rolled back afterwards."""
+
+    def process():
+        threads = env["mail.thread"]
+        for raw, candidate in zip(raws, targets, strict=True):
+            threads.message_process("hr.candidate", raw, thread_id=candidate.id)
+        env.flush_all()
+
+    seconds, _ = _timed(process)
+    env.cr.rollback()
+    return seconds

@@ -143,11 +143,13 @@ class CatsMailSyncLogger(models.AbstractModel):
             targets = [r for r in records if (r._name, r.id, values["message_id"]) not in already]
             if not targets:
                 continue
-            for attempt in (values, self._safest(raw, values)):
+            # The mail as Odoo reads it; only if that fails, its safest form (made then, not before).
+            for safest in (False, True):
                 try:
                     with self.env.cr.savepoint():
+                        form = self._safest(raw, values) if safest else values
                         for record in targets:
-                            self._post(record, attempt, author, user, records[record])
+                            self._post(record, form, author, user, records[record])
                     break
                 except psycopg2.errors.UniqueViolation:
                     # Another mailbox logged it on these records at this very moment: it is there, once.
@@ -271,6 +273,8 @@ def _in_list(addresses, listed):
     """The ``addresses`` that a list of addresses and domains (commas or lines) names."""
     names = {name.strip().lower().lstrip("@") for name in (listed or "").replace(",", "\n").splitlines()}
     names.discard("")
+    if not names:
+        return set()
     found = set()
     for address in addresses:
         domain = email_domain_extract(address) or ""

@@ -1,5 +1,6 @@
 """Mail addresses as they are compared: lower case, no display name."""
 
+import functools
 from email.utils import getaddresses
 
 
@@ -10,7 +11,18 @@ def normalize(address):
 
 def addresses_in(header_values):
     """The set of normalized addresses in header values such as To or Cc."""
-    return set(_addresses(header_values))
+    found = set()
+    for value in header_values:
+        if value:
+            found |= _addresses_of(str(value))
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _addresses_of(value):
+    # The same values come back mail after mail (the recruiter's own address, a newsletter's
+    # sender): each is read once.
+    return frozenset(_addresses([value]))
 
 
 def _addresses(header_values):

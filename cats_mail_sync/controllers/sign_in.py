@@ -4,7 +4,7 @@ from odoo import http
 from odoo.http import request
 
 from ..mailbox_client import errors
-from ..models.cats_mail_sync_sign_in import CALLBACK, SignInRefused
+from ..models.cats_mail_sync_sign_in import CALLBACK, StateRefused
 
 
 class MailboxSignIn(http.Controller):
@@ -14,7 +14,7 @@ class MailboxSignIn(http.Controller):
         env = request.env
         try:
             setup = env["cats_mail_sync.sign_in"]._check(state)
-        except SignInRefused:
+        except StateRefused:
             return self._page(
                 env._(
                     "This sign-in link is not valid: it was already used, it expired, or it was made for "

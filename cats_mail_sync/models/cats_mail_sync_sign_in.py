@@ -1,5 +1,4 @@
 import dataclasses
-import hashlib
 import secrets
 import time
 
@@ -9,6 +8,7 @@ from odoo import api, models
 from odoo.tools.misc import hmac
 
 from ..mailbox_client import connection, errors, oauth
+from .res_users import digest
 
 # Where the provider sends the browser back (registered with the provider, shown in Settings).
 CALLBACK = "/cats_mail_sync/sign_in"
@@ -20,12 +20,8 @@ CLIENT_PARAMS = {"google": "google_gmail", "microsoft": "microsoft_outlook"}
 SIGN_IN_PROVIDERS = {"gmail": "google", "outlook": "microsoft", "office365": "microsoft"}
 
 
-class SignInRefused(Exception):
+class StateRefused(Exception):
     """A sign-in that came back with a state that is not this user's valid, unused one."""
-
-
-def digest(nonce):
-    return hashlib.sha256(nonce.encode()).hexdigest()
 
 
 class CatsMailSyncSignIn(models.AbstractModel):
@@ -100,7 +96,7 @@ class CatsMailSyncSignIn(models.AbstractModel):
     def _check(self, state):
         """The current user's assistant that ``state`` was made for; it cannot be used again.
 
-        Raises :class:`SignInRefused` for a state that was tampered with, used, expired,
+        Raises :class:`StateRefused` for a state that was tampered with, used, expired,
         or made for another user or assistant.
         """
         try:
@@ -108,16 +104,16 @@ class CatsMailSyncSignIn(models.AbstractModel):
             setup_id, uid, issued, nonce = payload.split(".", 3)
             setup_id, uid, issued = int(setup_id), int(uid), int(issued)
         except (AttributeError, ValueError):
-            raise SignInRefused() from None
+            raise StateRefused() from None
         if not secrets.compare_digest(signature, self._sign("state", payload)):
-            raise SignInRefused()
+            raise StateRefused()
         if uid != self.env.uid or not 0 <= time.time() - issued <= STATE_SECONDS:
-            raise SignInRefused()
+            raise StateRefused()
         setup = self.env["cats_mail_sync.setup"].browse(setup_id).exists()
         if not setup or setup.create_uid != self.env.user or not setup.oauth_nonce_digest:
-            raise SignInRefused()
+            raise StateRefused()
         if not secrets.compare_digest(setup.oauth_nonce_digest, digest(nonce)):
-            raise SignInRefused()
+            raise StateRefused()
         setup.oauth_nonce_digest = False  # single use
         return setup
 

@@ -13,7 +13,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..mailbox_client import errors, oauth
 from ..models import cats_mail_sync_sign_in as sign_in_module
-from ..models.cats_mail_sync_sign_in import SignInRefused
+from ..models.cats_mail_sync_sign_in import StateRefused
 from . import test_secrets
 from .common import ANNA, BERT, MailboxCase, allow_local_servers, make_mail
 from .harness.dovecot import Dovecot
@@ -181,15 +181,15 @@ class TestSignIn(MailboxCase):
         }
         for name, value in refused.items():
             who = self.bert if name == "another user's" else self.anna
-            with self.subTest(name), self.assertRaises(SignInRefused):
+            with self.subTest(name), self.assertRaises(StateRefused):
                 sign_in.with_user(who)._check(value)
         with (
             patch.object(sign_in_module.time, "time", return_value=int(issued) + 601),
-            self.assertRaises(SignInRefused),
+            self.assertRaises(StateRefused),
         ):
             sign_in.with_user(self.anna)._check(state)
         self.assertEqual(sign_in.with_user(self.anna)._check(state), setup, "still valid after all that")
-        with self.assertRaises(SignInRefused):
+        with self.assertRaises(StateRefused):
             sign_in.with_user(self.anna)._check(state)  # used
         self.assertFalse(setup.signed_in)
         self.assertFalse(self.env["cats_mail_sync.token"].search([]))

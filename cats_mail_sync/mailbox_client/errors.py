@@ -129,6 +129,17 @@ class SyncInterrupted(MailboxError):
     message = _lt("The last synchronization was interrupted; it is retried at the next run.")
 
 
+class UnexpectedError(MailboxError):
+    """A fault in Odoo or in this module (a bug), not in the mailbox or its server: retried at
+    every run like network trouble, but shown as a problem to report."""
+
+    message = _lt(
+        "An unexpected error (%(kind)s) stopped the synchronization of this mailbox. Please report it "
+        "to your administrator: the server log has the details. Nothing is lost; it is tried again at "
+        "every run."
+    )
+
+
 class InvalidSettings(MailboxError):
     message = _lt("The mailbox settings are incomplete or invalid: %(reason)s")
     definitive = True

@@ -26,6 +26,11 @@ class CatsMailSyncRun(models.Model):
     )
     skipped = fields.Integer("Mails skipped")
     error = fields.Text("Problem")
+    unexpected = fields.Boolean(
+        "Unexpected error",
+        help="A fault in Odoo or in this module, not in the mailbox: report it to your administrator "
+        "(the server log has the details).",
+    )
     skipped_ids = fields.One2many("cats_mail_sync.skipped", "run_id", "Skipped mails")
 
     @api.autovacuum

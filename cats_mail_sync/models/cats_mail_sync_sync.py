@@ -41,6 +41,7 @@ class Tally:
     shortened: int = 0  # mails logged without their attachments (above the size limit)
     skipped: list = field(default_factory=list)  # values of cats_mail_sync.skipped
     problems: list = field(default_factory=list)
+    unexpected: bool = False  # a fault in Odoo or in this module stopped the run
     deadline: float | None = None  # time.monotonic() past which no batch starts
 
     def add(self, other):
@@ -75,6 +76,12 @@ class CatsMailSyncSync(models.AbstractModel):
 
         No batch starts after ``deadline`` (a ``time.monotonic()``): the rest waits for the next run.
         """
+        tally = self._sync_run(user, deadline)
+        return tally and tally.logged
+
+    @api.model
+    def _sync_run(self, user, deadline=None):
+        """As :meth:`_sync`, but what the run did (a :class:`Tally`), or None."""
         user = user.sudo()
         cr = self.env.cr
         cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, user.id))
@@ -101,7 +108,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 user._mailbox_set_state("active", mailbox_last_sync_at=fields.Datetime.now())
             self._record(user, tally, started_at, time.monotonic() - started)
             self.env.flush_all()  # a write conflict shows here, not in the caller's commit
-            return tally.logged
+            return tally
         except psycopg2.Error as error:
             # Writing the outcome conflicted (the recruiter saved the profile meanwhile, say):
             # back to the last commit (the mail logged stays), then record the real error.
@@ -113,7 +120,7 @@ class CatsMailSyncSync(models.AbstractModel):
             except psycopg2.Error as again:
                 self._recover(again)
                 _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user.id, again)
-            return tally.logged
+            return tally
         finally:
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, user.id))
 
@@ -280,10 +287,11 @@ class CatsMailSyncSync(models.AbstractModel):
         at every run first, then hourly, for as long as it lasts."""
         if isinstance(error, (IMAPClientError, OSError)):
             error = errors.MailboxError()
-        elif not isinstance(error, errors.MailboxError):
-            _logger.exception("Synchronization of the mailbox of user %s was interrupted", user.id)
-            tally.problems.append(f"{type(error).__name__}: {str(error)[:300]}")
+        elif isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+            # A conflict with another transaction, or the database connection lost.
             error = errors.SyncInterrupted()
+        elif not isinstance(error, errors.MailboxError):
+            return self._failed_unexpectedly(user, error, tally)
         message = user._mailbox_explain(error)
         tally.problems.append(message)
         _logger.info("Mailbox of user %s failed: %s", user.id, error)
@@ -301,21 +309,42 @@ class CatsMailSyncSync(models.AbstractModel):
                 ),
             )
             return
-        now = fields.Datetime.now()
-        failures = user.mailbox_failures + 1
-        since = user.mailbox_failing_since or now
-        wait = timedelta(minutes=9) if failures < RETRIES_AT_EVERY_RUN else RETRY_LATER
+        since = user.mailbox_failing_since or fields.Datetime.now()
         retrying = user.with_context(lang=user.lang).env._(
             "%(problem)s Retrying since %(since)s; nothing is lost.",
             problem=message,
             since=format_datetime(user.env, since, tz=user.tz),
         )
+        self._retry_later(user, retrying)
+
+    @api.model
+    def _failed_unexpectedly(self, user, error, tally):
+        """Record a run stopped by a fault in Odoo or in this module: a problem to report.
+
+        Its traceback goes to the server log once per mailbox (not again while the same fault
+        repeats); the mailbox stays active and is tried again like after network trouble.
+        """
+        kind = type(error).__name__
+        message = user._mailbox_explain(errors.UnexpectedError(kind=kind))
+        if user.mailbox_error == message:
+            _logger.warning("Mailbox of user %s: the same unexpected error again (%s)", user.id, kind)
+        else:
+            _logger.exception("Synchronization of the mailbox of user %s failed unexpectedly", user.id)
+        tally.unexpected = True
+        tally.problems += [message, f"{kind}: {str(error)[:300]}"]
+        self._retry_later(user, message)
+
+    @api.model
+    def _retry_later(self, user, message):
+        """The mailbox stays active, saying ``message``: tried again at every run first, then hourly."""
+        now = fields.Datetime.now()
+        failures = user.mailbox_failures + 1
         user._mailbox_set_state(
             "active",
-            mailbox_error=retrying,
+            mailbox_error=message,
             mailbox_failures=failures,
-            mailbox_failing_since=since,
-            mailbox_retry_at=now + wait,
+            mailbox_failing_since=user.mailbox_failing_since or now,
+            mailbox_retry_at=now + (timedelta(minutes=9) if failures < RETRIES_AT_EVERY_RUN else RETRY_LATER),
         )
 
     @api.model
@@ -333,6 +362,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 "shortened": tally.shortened,
                 "skipped": len(tally.skipped),
                 "error": "\n".join(str(problem) for problem in tally.problems) or False,
+                "unexpected": tally.unexpected,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],
             }
         )

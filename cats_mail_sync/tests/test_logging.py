@@ -183,7 +183,7 @@ class TestLogging(MailboxCase):
             self.assertEqual(self.sync(self.anna), 0)
         self.assertFalse(self.messages_with("<crash@x>"))
         self.assertEqual(self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "inbox").last_uid, 0)
-        self.assertIn("interrupted", self.anna.mailbox_error)
+        self.assertIn("unexpected error (RuntimeError)", self.anna.mailbox_error)
 
         self.assertEqual(self.sync(self.anna), 1)
         self.assertEqual(len(self.logged(self.candidate, "<crash@x>")), 1)

@@ -2,6 +2,8 @@ import time
 
 from odoo import api, models
 
+from odoo.addons.queue_job.exception import FailedJobError
+
 CHANNEL = "root.cats_mail_sync"
 
 
@@ -34,7 +36,12 @@ class CatsMailSyncSync(models.AbstractModel):
             return
         # A job runs as a request, under Odoo's limit_time_real.
         deadline = time.monotonic() + self._run_seconds(cron=False)
-        self._sync(user, deadline)
+        tally = self._sync_run(user, deadline)
+        if tally and tally.unexpected:
+            # A fault in Odoo, not in the mailbox: the job fails, so that Job Queue shows it; the
+            # run recorded on the mailbox is kept.
+            self._commit()
+            raise FailedJobError("\n".join(map(str, tally.problems)))
         if time.monotonic() >= deadline:
             # Stopped with mail left, maybe: the next job goes on at once rather than at the next run.
             self._queue_sync(user)

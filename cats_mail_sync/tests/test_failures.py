@@ -1,5 +1,6 @@
 import logging
 from datetime import timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
@@ -96,6 +97,36 @@ class TestFailures(MailboxCase):
         self.assertEqual(len(self.logged(self.candidate, "<outage@x>")), 1)
         self.assertFalse(self.anna.mailbox_error)
         self.assertFalse(self.anna.mailbox_retry_at)
+
+    def test_a_fault_in_odoo_is_a_problem_to_report_logged_once_and_loses_nothing(self):
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<bug@x>"))
+        logger_class = type(self.env["cats_mail_sync.logger"])
+        start = fields.Datetime.now()
+        with patch.object(logger_class, "_log", side_effect=KeyError("a bug")):
+            with self.assertLogs("odoo.addons.cats_mail_sync", logging.INFO) as first:
+                self.run_cron()
+            with (
+                freeze_time(start + timedelta(minutes=10)),
+                self.assertLogs("odoo.addons.cats_mail_sync", logging.INFO) as again,
+            ):
+                self.run_cron()
+        tracebacks = [record for record in first.records + again.records if record.exc_info]
+        self.assertEqual(len(tracebacks), 1, "the traceback once for the administrator, not at every run")
+        self.assertEqual(tracebacks[0].levelno, logging.ERROR)
+        self.assertIn("the same unexpected error again (KeyError)", "\n".join(again.output))
+        self.assertEqual((self.anna.mailbox_state, self.anna.mailbox_failures), ("active", 2))
+        self.assertIn("An unexpected error (KeyError)", self.anna.mailbox_error)
+        self.assertIn("Please report it to your administrator", self.anna.mailbox_error)
+        runs = self.env["cats_mail_sync.run"].search([("user_id", "=", self.anna.id)])
+        self.assertEqual(runs.mapped("unexpected"), [True, True])
+        self.assertFalse(self.messages_with("<bug@x>"))
+
+        # The fault corrected: the next run logs the mail and the problem is gone.
+        with freeze_time(start + timedelta(minutes=20)):
+            self.run_cron()
+        self.assertEqual(len(self.logged(self.candidate, "<bug@x>")), 1)
+        self.assertFalse(self.anna.mailbox_error)
 
     def test_one_broken_mailbox_does_not_stop_the_others(self):
         self.anna.action_mailbox_activate()

@@ -1,0 +1,347 @@
+"""Screenshots of every screen of cats_mail_sync, in English and Dutch, as an administrator and as a
+recruiter without admin rights.
+
+Run by scripts/screenshots with Odoo's Python: ``screenshots.py CONFIG DATABASE WORKDIR OUTDIR``, on a
+database with the module and its demo data. Fills the demo mailbox (scripts/demo_mailbox.py), makes a
+recruiter, Rita, with a mailbox of her own, starts Odoo and headless Chromium (driven through the
+Chrome DevTools Protocol), and writes one PNG per screen, user and language to OUTDIR.
+"""
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import websocket
+
+import odoo
+from odoo import SUPERUSER_ID, Command, api
+
+# The demo's mailbox, the test servers (harness) and the errors a recruiter reads (framework-free).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync" / "tests"))
+import demo_mailbox
+
+from harness.dovecot import Dovecot
+from mailbox_client import errors
+
+RITA = "rita@recruit.example.test"
+RITA_PASSWORD = "rita-mailbox-password"
+LANGUAGES = ("en_US", "nl_NL")
+WIDTH, HEIGHT = 1440, 1000
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Browser:
+    """Headless Chromium, one page, driven through the Chrome DevTools Protocol."""
+
+    def __init__(self, workdir):
+        port = free_port()
+        binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--remote-debugging-port={port}",
+                f"--user-data-dir={workdir}/chromium",
+                f"--window-size={WIDTH},{HEIGHT}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pages = requests.get(f"http://127.0.0.1:{port}/json", timeout=5).json()
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        url = next(page["webSocketDebuggerUrl"] for page in pages if page["type"] == "page")
+        self.socket = websocket.create_connection(url, timeout=60, suppress_origin=True)
+        self.calls = 0
+        self.send("Page.enable")
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def send(self, method, **params):
+        self.calls += 1
+        self.socket.send(json.dumps({"id": self.calls, "method": method, "params": params}))
+        while True:
+            answer = json.loads(self.socket.recv())
+            if answer.get("id") == self.calls:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer.get("result", {})
+
+    def evaluate(self, expression):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait(self, selector, timeout=45):
+        """Until ``selector`` (CSS, with :has()) matches a visible element and Odoo is not loading."""
+        condition = (
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " return !!(e && e.offsetParent !== null)"
+            " && !document.querySelector('.o_loading_indicator'); })()"
+        )
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(condition):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{selector} did not appear on {self.evaluate('location.href')}")
+            time.sleep(0.2)
+        time.sleep(0.6)  # animations (dialogs fade in), late images
+
+    def wait_gone(self, selector, timeout=45):
+        deadline = time.monotonic() + timeout
+        while self.evaluate(f"!!document.querySelector({json.dumps(selector)})"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{selector} is still there")
+            time.sleep(0.2)
+
+    def go(self, url, selector):
+        self.send("Page.navigate", url=url)
+        self.wait(selector)
+
+    def click(self, selector, then):
+        self.wait(selector)
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+        self.wait(then)
+
+    def type(self, selector, text):
+        """Type into an input as a person does: Odoo's fields listen to input and change events."""
+        self.wait(selector)
+        self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            f" e.focus(); e.value = {json.dumps(text)};"
+            " e.dispatchEvent(new Event('input', {bubbles: true}));"
+            " e.dispatchEvent(new Event('change', {bubbles: true})); })()"
+        )
+
+    def shot(self, path):
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        print(f"  {path.name}")
+
+    def close(self):
+        self.socket.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def set_up(registry, workdir, rita_dovecot):
+    """Dutch, the recruiter Rita (no admin rights), and a run stopped by a fault in Odoo; the id of
+    the candidate whose mail the demo mailbox logged."""
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["res.lang"]._activate_lang("nl_NL")
+        modules = env["ir.module.module"].search([("state", "=", "installed")]).mapped("name")
+        env["ir.module.module"]._load_module_terms(modules, ["nl_NL"], overwrite=True)
+        env["res.users"].with_context(no_reset_password=True).create(
+            {
+                "name": "Rita Recruiter",
+                "login": "rita",
+                "password": "rita",
+                "email": RITA,
+                "groups_id": [
+                    Command.set(
+                        [
+                            env.ref("base.group_user").id,
+                            env.ref("hr_recruitment.group_hr_recruitment_user").id,
+                        ]
+                    )
+                ],
+            }
+        )
+        # Rita's mailbox is on a Dovecot of its own, under the test servers' CA.
+        bundle = workdir / "ca-bundle.pem"
+        demo_ca = env["ir.config_parameter"].get_param("cats_mail_sync.ca_file")
+        bundle.write_text(Path(demo_ca).read_text() + Path(rita_dovecot.ca_file).read_text())
+        env["ir.config_parameter"].set_param("cats_mail_sync.ca_file", str(bundle))
+        # A run of the admin's mailbox stopped by a fault in Odoo, as the sync records it.
+        admin = env.ref("base.user_admin")
+        env["cats_mail_sync.run"].create(
+            {
+                "user_id": admin.id,
+                "folders": "INBOX, Sent",
+                "unexpected": True,
+                "error": admin._mailbox_explain(errors.UnexpectedError(kind="KeyError")),
+            }
+        )
+        return env.ref("cats_mail_sync.demo_candidate_sofia").id
+
+
+def set_lang(registry, login, lang):
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["res.users"].search([("login", "=", login)]).lang = lang
+
+
+def log_in(browser, base, login, password):
+    browser.go(f"{base}/web/session/logout?redirect=/web/login", "input[name=login]")
+    browser.type("input[name=login]", login)
+    browser.type("input[name=password]", password)
+    browser.click("form.oe_login_form button[type=submit]", ".o_main_navbar")
+
+
+def profile(browser, base):
+    """My Profile, as a recruiter opens it: the user menu, then the Email tab."""
+    browser.go(f"{base}/odoo", ".o_user_menu button")
+    browser.click(".o_user_menu button", "[data-menu=settings]")
+    browser.click("[data-menu=settings]", ".o_form_view .o_notebook a.nav-link[name=cats_mail_sync]")
+    browser.click(".o_notebook a.nav-link[name=cats_mail_sync]", ".o_field_widget[name=mailbox_state]")
+
+
+def admin_screens(browser, base, out, lang, candidate_id):
+    browser.go(f"{base}/odoo/action-hr_recruitment.action_hr_candidate/{candidate_id}", ".o-mail-Message")
+    browser.shot(out / f"candidate-chatter-admin-{lang}.png")
+    profile(browser, base)
+    browser.shot(out / f"profile-active-admin-{lang}.png")
+    browser.click("button[name=action_mailbox_runs]", ".o_list_view .o_data_row")
+    browser.shot(out / f"sync-log-admin-{lang}.png")
+    browser.click(
+        ".o_list_view .o_data_row.text-danger td.o_data_cell", ".o_form_view .o_field_widget[name=error]"
+    )
+    browser.shot(out / f"sync-log-run-admin-{lang}.png")
+    browser.go(f"{base}/odoo/settings", ".o_setting_container, .settings")
+    browser.evaluate("document.querySelector('#cats_mail_sync_microsoft')?.scrollIntoView({block: 'center'})")
+    time.sleep(0.5)
+    browser.shot(out / f"settings-admin-{lang}.png")
+
+
+def recruiter_screens(browser, base, out, lang, dovecot):
+    profile(browser, base)
+    browser.shot(out / f"profile-unconfigured-recruiter-{lang}.png")
+    setup = ".o_cats_mail_sync_setup"
+    browser.click(
+        "button[name=action_mailbox_configure].btn-primary", f"{setup} .o_field_widget[name=provider]"
+    )
+    browser.shot(out / f"assistant-provider-recruiter-{lang}.png")
+    browser.click(
+        f"{setup} .o_field_widget[name=provider] input[data-value=gmail]", "button[name=action_sign_in]"
+    )
+    browser.shot(out / f"assistant-gmail-recruiter-{lang}.png")
+    browser.click("button[name=action_sign_in]", ".o_error_dialog")
+    browser.shot(out / f"assistant-sign-in-unset-recruiter-{lang}.png")
+    browser.click(".o_error_dialog .modal-footer .btn-primary", f"{setup} .o_field_widget[name=provider]")
+    browser.click(
+        f"{setup} .o_field_widget[name=provider] input[data-value=other]", "button[name=action_detect]"
+    )
+    browser.type(f"{setup} .o_field_widget[name=email] input", RITA)
+    browser.click("button[name=action_detect]", f"{setup} .o_field_widget[name=detection_log] ul")
+    browser.shot(out / f"assistant-detected-recruiter-{lang}.png")
+    edit = "button[name=action_edit]"
+    if browser.evaluate(f"!!document.querySelector({json.dumps(edit)})"):
+        browser.click(edit, f"{setup} .o_field_widget[name=imap_host] input")
+    browser.type(f"{setup} .o_field_widget[name=imap_host] input", dovecot.host)
+    browser.type(f"{setup} .o_field_widget[name=imap_port] input", str(dovecot.ssl_port))
+    browser.type(f"{setup} .o_field_widget[name=password] input", RITA_PASSWORD)
+    browser.click("button[name=action_test]", f"{setup} .o_field_widget[name=test_result] p")
+    browser.shot(out / f"assistant-tested-recruiter-{lang}.png")
+    browser.evaluate("document.querySelector('button[name=action_save]').click()")
+    browser.wait_gone(setup)
+    profile(browser, base)
+    browser.shot(out / f"profile-saved-recruiter-{lang}.png")
+    browser.evaluate("document.querySelector('button[name=action_mailbox_activate]').click()")
+    browser.wait_gone(".modal .o_form_view")  # the Preferences dialog closes
+    profile(browser, base)
+    browser.shot(out / f"profile-active-recruiter-{lang}.png")
+
+
+def reset_rita(registry):
+    """Rita's mailbox back to not configured, for the next language's pass."""
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        rita = env["res.users"].search([("login", "=", "rita")])
+        rita.action_mailbox_deactivate()
+        rita.write({"mailbox_email": False, "mailbox_login": False, "mailbox_imap_host": False})
+        env["cats_mail_sync.secret"]._put(rita, "cats_mailbox_password", False)
+        rita._mailbox_settings_changed()
+
+
+def main(config, database, workdir, outdir):
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(workdir)
+    demo_mailbox.main(config, database, workdir / "demo")  # also reads the configuration
+    registry = odoo.modules.registry.Registry(database)
+    rita_dovecot = Dovecot({RITA: RITA_PASSWORD}).start()
+    server = browser = None
+    try:
+        candidate_id = set_up(registry, workdir, rita_dovecot)
+        port = free_port()
+        with open(workdir / "odoo.log", "w") as log:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "odoo",
+                    "-c",
+                    config,
+                    "-d",
+                    database,
+                    f"--http-port={port}",
+                    "--log-level=warn",
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=workdir,
+            )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{base}/web/login", timeout=60)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        browser = Browser(workdir)
+        for lang in LANGUAGES:
+            print(f"Screens in {lang}:")
+            set_lang(registry, "admin", lang)
+            set_lang(registry, "rita", lang)
+            log_in(browser, base, "admin", "admin")
+            admin_screens(browser, base, out, lang, candidate_id)
+            log_in(browser, base, "rita", "rita")
+            recruiter_screens(browser, base, out, lang, rita_dovecot)
+            reset_rita(registry)
+    finally:
+        if browser:
+            browser.close()
+        if server:
+            server.terminate()
+            server.wait(30)
+        rita_dovecot.stop()
+        conf = workdir / "demo" / "dovecot.conf.path"
+        if conf.exists():
+            subprocess.run(["dovecot", "-c", conf.read_text(), "stop"], check=False, capture_output=True)
+    print(f"Screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

@@ -145,6 +145,21 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
         self.assert_nothing_sent(imap)
         self.assertEqual(self.anna.mailbox_state, "error", "no more logins: it needs a person")
 
+    def test_a_password_copied_in_the_database_to_another_mailbox_goes_nowhere_else(self):
+        imap = self.recorder("imap")
+        self.bert.write({"mailbox_imap_port": imap.port, "mailbox_password": "bert-typed-for-it"})
+        self.env.flush_all()
+        self.env.cr.execute(
+            """UPDATE res_users SET cats_mailbox_password = (
+                   SELECT cats_mailbox_password FROM res_users WHERE id = %s) WHERE id = %s""",
+            [self.anna.id, self.bert.id],
+        )
+
+        with self.assertRaisesRegex(UserError, REFUSED):
+            self.bert.action_mailbox_activate()
+
+        self.assert_nothing_sent(imap)
+
     def test_sync_now_after_a_change_in_the_database_sends_the_password_nowhere(self):
         imap = self.recorder("imap", address="127.0.0.2", port=self.dovecot.ssl_port)
         self.activate_with_a_mail_logged()

@@ -119,9 +119,13 @@ def rewind(user):
 
 
 def set_port(user, port):
-    """Reach ``user``'s mailbox on ``port`` (the latency proxy, or Dovecot itself), cursors kept."""
+    """Reach ``user``'s mailbox on ``port`` (the latency proxy, or Dovecot itself), cursors kept;
+    its password is saved again for that port (a password goes only where it was saved for)."""
+    credentials = user.env["cats_mail_sync.credentials"]
+    password = credentials._password(user)
     user.env.cr.execute("UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", (port, user.id))
     user.invalidate_recordset(["mailbox_imap_port"])
+    credentials._save_password(user, password)
 
 
 def set_state(users, state):

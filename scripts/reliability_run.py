@@ -202,10 +202,12 @@ class Suite:
         return self.users[address]
 
     def set_port(self, address, port):
-        """The server moves, with no change to the settings (no settings-change logic runs)."""
-        self.cr.execute(
-            "UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", [port, self.user(address).id]
-        )
+        """The server moves, with no change to the settings (no settings-change logic runs);
+        the password is saved for the new port (it goes only where it was saved for)."""
+        user = self.user(address)
+        self.cr.execute("UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", [port, user.id])
+        user.invalidate_recordset(["mailbox_imap_port"])
+        self.env["cats_mail_sync.credentials"]._save_password(user, PASSWORDS[address])
         self.commit()
 
     def state(self, address):

@@ -3,6 +3,8 @@
 One Dovecot stays up while three Odoo processes run in turn: the previous release
 activates a mailbox and logs a mail; ``odoo -u cats_mail_sync`` upgrades to this
 checkout; this checkout checks the mailbox and logs the mail that came meanwhile.
+Then, on the same scratch database, this checkout is uninstalled (no secret may be
+left in any table or column) and installed again (it starts clean).
 """
 
 import subprocess
@@ -64,7 +66,9 @@ with odoo.modules.registry.Registry(args[1]).cursor() as cr:
     print("cursors", cr.fetchall())
     print("state", user.mailbox_state)
     print("password kept in clear", stored == args[2])
-    print("password reads back", user._mailbox_password() == args[2])
+    print("password reads back", env["cats_mail_sync.credentials"]._password(user) == args[2])
+    bound = env["cats_mail_sync.secret"]._places(user, "cats_mailbox_password")
+    print("password bound", sorted(bound) == [("localhost", user.mailbox_imap_port, user.mailbox_login)])
     env["cats_mail_sync.sync"]._cron()
     cr.commit()
     user.invalidate_recordset()
@@ -74,6 +78,80 @@ with odoo.modules.registry.Registry(args[1]).cursor() as cr:
     )
     print("logged", sorted(cr.fetchall()))
     print("private hosts allowed", env["ir.config_parameter"].get_param("cats_mail_sync.allow_private_hosts"))
+"""
+
+
+# Run in this checkout's Odoo: the recruiter saves an SMTP server too (an outgoing server is
+# made for the proven address), then the module is uninstalled, as an administrator does in Apps.
+UNINSTALL = """
+import sys, odoo
+odoo.tools.config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2]])
+with odoo.modules.registry.Registry(sys.argv[2]).cursor() as cr:
+    env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+    user = env["res.users"].search([("login", "=", "una")])
+    user.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": 465, "mailbox_password": sys.argv[3]})
+    user.write({"mailbox_email_confirmed": True})
+    env["ir.mail_server"]._cats_mail_sync_update(user)
+    print("recruiter server", user.mailbox_state, user.mailbox_mail_server_id.active)
+    cr.commit()
+    env["ir.module.module"].search([("name", "=", "cats_mail_sync")]).button_immediate_uninstall()
+"""
+
+# Run after the uninstall, with Odoo's configuration only (the module is gone): every text
+# column of every table is searched for the password, its base64 forms and any token the
+# key decrypts; the module's tables and columns are listed.
+TRACES = """
+import base64, re, sys
+from pathlib import Path
+import odoo
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+odoo.tools.config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2]])
+password = sys.argv[3]
+keys = Path(odoo.tools.config["data_dir"], "cats_mail_sync.key").read_text().split()
+fernet = MultiFernet([Fernet(key) for key in keys])
+forms = {password, base64.b64encode(password.encode()).decode().rstrip("=")}
+found = []
+with odoo.modules.registry.Registry(sys.argv[2]).cursor() as cr:
+    cr.execute(
+        \"\"\"SELECT c.table_name, c.column_name FROM information_schema.columns c
+             JOIN information_schema.tables t USING (table_schema, table_name)
+            WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+              AND c.data_type IN ('character varying', 'text', 'jsonb', 'json', 'character')\"\"\"
+    )
+    for table, column in cr.fetchall():
+        cr.execute(f'SELECT "{column}"::text FROM "{table}" WHERE "{column}"::text LIKE ANY(%s)',
+                   [["%gAAAAA%"] + ["%" + form + "%" for form in forms]])
+        for (value,) in cr.fetchall():
+            tokens = re.findall(r"gAAAAA[A-Za-z0-9_=-]+", value)
+            readable = []
+            for token in tokens:
+                try:
+                    fernet.decrypt(token.encode())
+                    readable.append(token)
+                except InvalidToken:
+                    pass
+            if readable or any(form in value for form in forms):
+                found.append(f"{table}.{column}")
+    print("secrets left", sorted(set(found)))
+    cr.execute(
+        \"\"\"SELECT table_name || '.' || column_name FROM information_schema.columns
+            WHERE table_schema = current_schema()
+              AND (column_name LIKE 'cats%%' OR column_name LIKE 'mailbox%%') ORDER BY 1\"\"\"
+    )
+    print("columns left", [name for (name,) in cr.fetchall()])
+    cr.execute("SELECT count(*) FROM ir_mail_server WHERE smtp_user = %s", [sys.argv[4]])
+    print("recruiter servers left", cr.fetchone()[0])
+"""
+
+# Run after installing the module again.
+REINSTALLED = """
+import sys, odoo
+odoo.tools.config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2]])
+with odoo.modules.registry.Registry(sys.argv[2]).cursor() as cr:
+    env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+    user = env["res.users"].search([("login", "=", "una")])
+    saved = env["cats_mail_sync.secret"]._has(user, "cats_mailbox_password")
+    print("reinstalled", user.mailbox_state, user.mailbox_imap_host or "", saved)
 """
 
 
@@ -106,15 +184,29 @@ def main(previous_conf, current_conf, database, workdir):
         run(python, "-m", "odoo", *upgrade, "--log-level=warn")
         after = run(python, "-c", AFTER, current_conf, database, PASSWORD)
         print(after)
+        uninstall = run(python, "-c", UNINSTALL, current_conf, database, PASSWORD)
+        traces = run(python, "-c", TRACES, current_conf, database, PASSWORD, RECRUITER)
+        print(uninstall + traces)
+        reinstall = ["-c", current_conf, "-d", database, "-i", "cats_mail_sync", "--stop-after-init"]
+        run(python, "-m", "odoo", *reinstall, "--log-level=warn")
+        reinstalled = run(python, "-c", REINSTALLED, current_conf, database)
+        print(reinstalled)
+        after += uninstall + traces + reinstalled
     cursors_before = before.split("cursors ", 1)[1].splitlines()[0]
     expected = {
         f"cursors {cursors_before}": "cursors are kept",
         "state active": "the mailbox stays active",
         "password kept in clear False": "the password is encrypted",
         "password reads back True": "the password still logs in",
+        "password bound True": "the password is bound to the server and login it was saved for",
         "state after a run active": "the mailbox logs after the upgrade",
         "logged [('<before-upgrade@x>', 1), ('<during-upgrade@x>', 1)]": "each mail once, none lost",
         "private hosts allowed localhost": "mailboxes on a private network keep working",
+        "recruiter server active True": "before uninstalling: a password and an outgoing server saved",
+        "secrets left []": "uninstalled: no password nor token left in any table or column",
+        "columns left []": "uninstalled: none of the module's columns left",
+        "recruiter servers left 0": "uninstalled: no recruiter's outgoing server left",
+        "reinstalled not_configured  False": "installed again: it starts clean",
     }
     failed = [what for line, what in expected.items() if line not in after]
     for line, what in expected.items():

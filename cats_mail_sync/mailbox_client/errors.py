@@ -151,3 +151,21 @@ class SecretUnreadable(MailboxError):
         "Enter your password again in My Profile."
     )
     definitive = True
+
+
+class SecretNotForServer(MailboxError):
+    """A saved password asked for a server or login it was not saved for: refused, never sent."""
+
+    message = _lt(
+        "The password was saved for another server or login: type it again in My Profile (Configure)."
+    )
+    definitive = True
+
+
+class SignInNotForServer(SecretNotForServer):
+    """A sign-in asked for another server than its provider's own, or another login than its address."""
+
+    message = _lt(
+        "The sign-in with %(provider)s only goes to %(provider)s's own mail servers, as the address "
+        "signed in: sign in again in My Profile (Configure)."
+    )

@@ -1,4 +1,5 @@
 from . import cats_mail_sync_connector
+from . import cats_mail_sync_credentials
 from . import cats_mail_sync_cycle
 from . import cats_mail_sync_folder
 from . import cats_mail_sync_logger

@@ -60,13 +60,18 @@ class CatsMailSyncConnector(models.AbstractModel):
 
     @api.model
     def _user_imap(self, user):
+        """``user``'s mailbox, logged in; its secret only ever goes to the server and login it
+        was saved for (see ``cats_mail_sync.credentials``)."""
         server = connection.Server(user.mailbox_imap_host, user.mailbox_imap_port, user.mailbox_imap_security)
-        return self._imap(server, user.mailbox_login, **user._mailbox_credentials())
+        credentials = self.env["cats_mail_sync.credentials"]._for(user, server, user.mailbox_login)
+        return self._imap(server, user.mailbox_login, **credentials)
 
     @api.model
     def _user_smtp(self, user):
+        """``user``'s SMTP server, logged in, under the same rule as :meth:`_user_imap`."""
         server = connection.Server(user.mailbox_smtp_host, user.mailbox_smtp_port, user.mailbox_smtp_security)
-        return self._smtp(server, user.mailbox_login, **user._mailbox_credentials())
+        credentials = self.env["cats_mail_sync.credentials"]._for(user, server, user.mailbox_login)
+        return self._smtp(server, user.mailbox_login, **credentials)
 
     @api.model
     def _count_try(self):

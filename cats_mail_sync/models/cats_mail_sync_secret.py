@@ -8,8 +8,15 @@ environment variable ``CATS_MAIL_SYNC_KEY``, else a key file that is created,
 mode 0600, in Odoo's data directory on first use. Each of these may hold
 several keys, separated by commas or lines: the first encrypts, all decrypt,
 which is how a key is rotated (see ``odoo cats_mail_sync_rotate_key``).
+
+A secret may be bound to the places it may go to: each place is a server and a
+login, ``(host, port, login)``. The places are encrypted with the secret (JSON
+``{"secret": ..., "places": [...]}``), so that changing a host in the database,
+through the ORM or in SQL, cannot send the secret anywhere else: a bound secret
+is only ever read for one of its places.
 """
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -33,6 +40,34 @@ COLUMNS = (
     ("cats_mail_sync_token", "cats_refresh_token"),
     ("cats_mail_sync_token", "cats_access_token"),
 )
+
+
+def place(host, port, login):
+    """Where a secret may go: ``(host, port, login)``, host and login in lower case, the
+    host without a trailing dot; None without a host."""
+    host = (host or "").strip().lower().rstrip(".")
+    if not host:
+        return None
+    return (host, int(port or 0), (login or "").strip().lower())
+
+
+def seal(value, places):
+    return json.dumps({"secret": value, "places": sorted({tuple(p) for p in places if p})})
+
+
+def unseal(plain):
+    """``(secret, places)`` of a decrypted secret; places None for one kept without (before
+    18.0.1.3.0), which is then never given for a place."""
+    try:
+        content = json.loads(plain)
+    except ValueError:
+        return plain, None
+    if not (isinstance(content, dict) and isinstance(content.get("secret"), str)):
+        return plain, None
+    places = content.get("places")
+    if not isinstance(places, list):
+        return content["secret"], None
+    return content["secret"], frozenset(tuple(p) for p in places)
 
 
 def key_file():
@@ -83,11 +118,12 @@ class CatsMailSyncSecret(models.AbstractModel):
     _description = "Mailbox secret store"
 
     @api.model
-    def _put(self, record, column, value):
-        """Keep ``value`` (or nothing, when empty) as ``record``'s secret ``column``."""
+    def _put(self, record, column, value, places=()):
+        """Keep ``value`` (or nothing, when empty) as ``record``'s secret ``column``, bound to
+        ``places`` (see :func:`place`): it is then only ever read for one of them."""
         record.ensure_one()
         try:
-            token = cipher().encrypt(value.encode()).decode() if value else None
+            token = cipher().encrypt(seal(value, places).encode()).decode() if value else None
         except errors.SecretUnreadable:
             raise UserError(
                 self.env._(
@@ -105,14 +141,32 @@ class CatsMailSyncSecret(models.AbstractModel):
         )
 
     @api.model
-    def _get(self, record, column):
-        """``record``'s secret, or None; raises :class:`errors.SecretUnreadable` when the key changed."""
+    def _get(self, record, column, place=None):
+        """``record``'s secret, or None.
+
+        With ``place`` (see :func:`place`), only if the secret was kept for that place:
+        raises :class:`errors.SecretNotForServer` otherwise. Raises
+        :class:`errors.SecretUnreadable` when the key changed.
+        """
+        secret, places = self._read(record, column)
+        if secret is not None and place is not None and place not in (places or ()):
+            raise errors.SecretNotForServer()
+        return secret
+
+    @api.model
+    def _places(self, record, column):
+        """The places ``record``'s secret was kept for (empty without secret); raises
+        :class:`errors.SecretUnreadable` when the key changed."""
+        return self._read(record, column)[1] or frozenset()
+
+    @api.model
+    def _read(self, record, column):
         record.ensure_one()
         token = self._token(record, column)
         if not token:
-            return None
+            return None, None
         try:
-            return cipher().decrypt(token.encode()).decode()
+            return unseal(cipher().decrypt(token.encode()).decode())
         except InvalidToken:
             raise errors.SecretUnreadable() from None
 
@@ -144,8 +198,8 @@ class CatsMailSyncSecret(models.AbstractModel):
     def _reencrypt(self, keys):
         """Encrypt every secret of this database with the first of ``keys``; the number done.
 
-        Secrets no key can read are left as they are (their owners are asked to
-        type them again).
+        What is encrypted (the secret and its places) stays as it is. Secrets no key can
+        read are left as they are (their owners are asked to type them again).
         """
         rotator, done = cipher(keys), 0
         for table, column in COLUMNS:

@@ -22,14 +22,19 @@ class IrMailServer(models.Model):
         """A recruiter's server carries their own mail only, never anyone else's.
 
         It is chosen for mail whose sender is exactly its (proven) address, and is
-        never a domain match nor the fallback Odoo uses when nothing matches.
+        never a domain match nor the fallback Odoo uses when nothing matches. One
+        whose saved password or sign-in was not given for its SMTP server is passed
+        over: that mail leaves as if the recruiter had no server of their own.
         """
         if mail_servers is None:
             mail_servers = self.sudo().search([], order="sequence")
         own = mail_servers.filtered("mailbox_user_id")
         sender = email_normalize(email_from)
+        credentials = self.env["cats_mail_sync.credentials"]
         for server in own.filtered("active"):
             if sender and server.from_filter and server.from_filter == sender:
+                if not credentials._fits(server.mailbox_user_id, "smtp"):
+                    break
                 return server, email_from
         return super()._find_mail_server(email_from, mail_servers - own)
 
@@ -37,13 +42,18 @@ class IrMailServer(models.Model):
     def _cats_mail_sync_update(self, users):
         """Keep each user's outgoing server in step with their mailbox.
 
-        Used while the mailbox is active and its address proven; it connects
-        through :mod:`mailbox_client.connection` (see :meth:`connect`).
+        Used while the mailbox is active, its address proven and its password or
+        sign-in given for this SMTP server; it connects through
+        :mod:`mailbox_client.connection` (see :meth:`connect`).
         """
+        credentials = self.env["cats_mail_sync.credentials"]
         for user in users.sudo():
             server = user.mailbox_mail_server_id
             wanted = (
-                user.mailbox_state == "active" and user.mailbox_smtp_host and user.mailbox_email_confirmed
+                user.mailbox_state == "active"
+                and user.mailbox_smtp_host
+                and user.mailbox_email_confirmed
+                and credentials._fits(user, "smtp")
             )
             if not wanted:
                 server.active = False

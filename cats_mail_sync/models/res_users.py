@@ -24,6 +24,15 @@ CONNECTION_FIELDS = {
     "mailbox_imap_security",
     "mailbox_oauth_provider",
 }
+# Settings that decide where a saved password or sign-in goes: it goes nowhere else.
+PLACE_FIELDS = {
+    "mailbox_login",
+    "mailbox_imap_host",
+    "mailbox_imap_port",
+    "mailbox_smtp_host",
+    "mailbox_smtp_port",
+    "mailbox_oauth_provider",
+}
 # Settings that decide which mailbox, hence whose address, this is.
 IDENTITY_FIELDS = {"mailbox_email", "mailbox_login", "mailbox_imap_host"}
 MAILBOX_FIELDS = (CONNECTION_FIELDS - {"mailbox_oauth_provider"}) | {
@@ -182,31 +191,20 @@ class ResUsers(models.Model):
         self.mailbox_password = False
 
     def _inverse_mailbox_password(self):
-        store = self.env["cats_mail_sync.secret"]
+        credentials = self.env["cats_mail_sync.credentials"]
         for user in self:
             if user.mailbox_password:
-                store._put(user, "cats_mailbox_password", user.mailbox_password)
+                # Kept for the servers and login saved with it, and only those.
+                credentials._save_password(user, user.mailbox_password)
         # Forget the typed value, or a read in the same request would return it.
         self.invalidate_recordset(["mailbox_password"])
 
-    def _mailbox_password(self):
-        """The saved password; raises :class:`errors.SecretUnreadable` when it cannot be read."""
-        return self.env["cats_mail_sync.secret"]._get(self, "cats_mailbox_password")
-
     def _mailbox_sign_in(self):
         """The sign-in (``cats_mail_sync.token``) the mailbox logs in with, if it signs in."""
-        if not self.mailbox_oauth_provider:
-            return self.env["cats_mail_sync.token"]
-        return self.env["cats_mail_sync.token"]._find(self, self.mailbox_oauth_provider)
+        return self.env["cats_mail_sync.credentials"]._sign_in(self)
 
-    def _mailbox_credentials(self):
-        """How the mailbox logs in: ``{"password": ...}`` or ``{"access_token": ...}``."""
-        if not self.mailbox_oauth_provider:
-            return {"password": self._mailbox_password()}
-        token = self._mailbox_sign_in()
-        if not token:
-            raise errors.SignInExpired(provider=dict(SIGN_IN_PROVIDERS)[self.mailbox_oauth_provider])
-        return {"access_token": token._access_token()}
+    def _mailbox_sign_out(self):  # pylint: disable=missing-return
+        super(ResUsers, self.sudo()).write({"mailbox_oauth_provider": False})
 
     def _mailbox_keep_sign_in(self):  # pylint: disable=missing-return
         """After saved settings: a mailbox that signs in keeps that sign-in only (and no
@@ -272,10 +270,15 @@ class ResUsers(models.Model):
             )
         if vals.get("mailbox_email"):
             self._mailbox_check_address_free()
-        if CONNECTION_FIELDS & set(vals):
+        forgotten = {}
+        if PLACE_FIELDS & set(vals):
+            # Whoever wrote, through whatever route: a password or sign-in goes only to the
+            # servers and login it was given for; for others it is forgotten.
+            forgotten = self.env["cats_mail_sync.credentials"]._forget_for_other_places(self)
+        if CONNECTION_FIELDS & set(vals) or any(forgotten.values()):
             moved = changed.filtered(lambda user: user._mailbox_identity()[1:] != before[user.id][1:])
-            (self - moved)._mailbox_settings_changed()
-            moved._mailbox_settings_changed(another_mailbox=True)
+            (self - moved)._mailbox_settings_changed(forgotten=forgotten)
+            moved._mailbox_settings_changed(another_mailbox=True, forgotten=forgotten)
         if MAILBOX_FIELDS & set(vals):
             self.env["ir.mail_server"]._cats_mail_sync_update(self)
         return result
@@ -330,27 +333,49 @@ class ResUsers(models.Model):
                     )
                 )
 
-    def _mailbox_settings_changed(self, another_mailbox=False):
+    def _mailbox_settings_changed(self, another_mailbox=False, forgotten=None):
         """New settings end an error (logins resume) and say what is possible now.
 
         Settings that point to another mailbox (``another_mailbox``: host or login
         changed) drop the cursors: activating it logs that mailbox's mail from then on.
+        A mailbox that keeps its cursors (stopped by an error, or by a password to type
+        again) resumes from them once it can log in: nothing is lost. ``forgotten``:
+        ``{"password": users, "sign_in": users}`` whose secret was just forgotten (see
+        ``cats_mail_sync.credentials._forget_for_other_places``), which are told so.
         """
+        forgotten = forgotten or {}
         for user in self.sudo():
             restart = another_mailbox and user.mailbox_folder_ids
             if restart:
                 user.mailbox_folder_ids.unlink()
             if not user._mailbox_is_configured():
                 state = "not_configured"
-            elif not restart and (
-                user.mailbox_state == "active" or (user.mailbox_state == "error" and user.mailbox_folder_ids)
-            ):
+            elif not restart and (user.mailbox_state == "active" or user.mailbox_folder_ids):
                 state = "active"
             else:
                 state = "inactive"
-            message = restart and self.env._(
-                "These settings point to another mailbox: activate it to log its mail from then on."
-            )
+            messages = []
+            if user in forgotten.get("password", ()):
+                messages.append(
+                    self.env._(
+                        "The server or login changed: type the password again. A saved password is only "
+                        "ever sent to the server it was saved for."
+                    )
+                )
+            if user in forgotten.get("sign_in", ()):
+                messages.append(
+                    self.env._(
+                        "The server or login changed: sign in again. A sign-in is only ever used with its "
+                        "provider's own servers, as the address signed in."
+                    )
+                )
+            if restart:
+                messages.append(
+                    self.env._(
+                        "These settings point to another mailbox: activate it to log its mail from then on."
+                    )
+                )
+            message = " ".join(messages) or False
             if state != user.mailbox_state or user.mailbox_error or message:
                 user._mailbox_set_state(
                     state,
@@ -520,7 +545,7 @@ class ResUsers(models.Model):
         return (
             user.mailbox_email,
             (user.mailbox_login or "").lower(),
-            (user.mailbox_imap_host or "").lower(),
+            (user.mailbox_imap_host or "").lower().rstrip("."),
         )
 
     def _mailbox_own_addresses(self):

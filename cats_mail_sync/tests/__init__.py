@@ -10,5 +10,6 @@ from . import test_translation
 from . import test_privacy
 from . import test_reliability
 from . import test_secrets
+from . import test_secret_binding
 from . import test_sign_in
 from . import test_large_mail

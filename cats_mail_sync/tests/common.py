@@ -119,6 +119,10 @@ class MailboxCase(TransactionCase):
             **settings,
         }
 
+    def saved_password(self, user):
+        """``user``'s saved mailbox password, read as the sync reads it (whatever server)."""
+        return self.env["cats_mail_sync.credentials"]._password(user)
+
     def sync(self, user):
         """One synchronization of ``user``'s mailbox; the number of mails logged."""
         return self.env["cats_mail_sync.sync"]._sync(user)

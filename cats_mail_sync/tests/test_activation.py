@@ -35,7 +35,7 @@ class TestActivation(MailboxCase):
     def test_sent_folder_found_by_localized_name(self):
         with Dovecot(PASSWORDS, folders={"Verzonden items": None}) as dutch:
             self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", dutch.ca_file)
-            self.anna.write({"mailbox_imap_port": dutch.ssl_port})
+            self.anna.write({"mailbox_imap_port": dutch.ssl_port, "mailbox_password": PASSWORDS[ANNA]})
             self.anna.action_mailbox_activate()
             sent = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "sent")
             self.assertEqual(sent.name, "Verzonden items")
@@ -43,14 +43,18 @@ class TestActivation(MailboxCase):
     def test_no_sent_folder_is_explained(self):
         with Dovecot(PASSWORDS, folders={"Archive": None}) as bare:
             self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.ca_file", bare.ca_file)
-            self.anna.write({"mailbox_imap_port": bare.ssl_port})
+            self.anna.write({"mailbox_imap_port": bare.ssl_port, "mailbox_password": PASSWORDS[ANNA]})
             with self.assertRaisesRegex(UserError, "No Sent folder was found"):
                 self.anna.action_mailbox_activate()
         self.assertEqual(self.anna.mailbox_state, "inactive")
 
     def test_starttls_connection(self):
         self.anna.write(
-            {"mailbox_imap_port": self.dovecot.starttls_port, "mailbox_imap_security": "starttls"}
+            {
+                "mailbox_imap_port": self.dovecot.starttls_port,
+                "mailbox_imap_security": "starttls",
+                "mailbox_password": PASSWORDS[ANNA],
+            }
         )
         self.anna.action_mailbox_activate()
         self.assertEqual(self.anna.mailbox_state, "active")

@@ -60,9 +60,11 @@ class TestFailures(MailboxCase):
         self.assertNotIn("typo", str(caught.exception))
 
     def move_server(self, user, port):
-        """The server moves (or goes away) with no change to the settings."""
+        """The server moves (or goes away) with no change to the settings; the password is saved
+        for the new port (it goes only where it was saved for)."""
         self.env.cr.execute("UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", [port, user.id])
         user.invalidate_recordset(["mailbox_imap_port"])
+        self.env["cats_mail_sync.credentials"]._save_password(user, PASSWORDS[user.mailbox_login])
 
     def test_network_trouble_is_retried_for_as_long_as_it_lasts_and_loses_nothing(self):
         self.anna.action_mailbox_activate()
@@ -164,7 +166,7 @@ class TestFailures(MailboxCase):
     def test_wrong_host_name_is_refused(self):
         cert = authority().leaf("imap.other.example.net")
         with Dovecot(PASSWORDS, cert=cert) as impostor:
-            self.anna.write({"mailbox_imap_port": impostor.ssl_port})
+            self.anna.write({"mailbox_imap_port": impostor.ssl_port, "mailbox_password": PASSWORDS[ANNA]})
             with self.assertRaisesRegex(UserError, "(?i)hostname mismatch"):
                 self.anna.action_mailbox_activate()
 
@@ -173,6 +175,8 @@ class TestFailures(MailboxCase):
             self.anna.write({"mailbox_imap_security": "plain"})
 
     def test_unknown_host_is_explained(self):
-        self.anna.write({"mailbox_imap_host": "imap.nonexistent.invalid"})
+        self.anna.write(
+            {"mailbox_imap_host": "imap.nonexistent.invalid", "mailbox_password": PASSWORDS[ANNA]}
+        )
         with self.assertRaisesRegex(UserError, "does not exist"):
             self.anna.action_mailbox_activate()

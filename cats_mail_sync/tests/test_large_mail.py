@@ -220,9 +220,14 @@ class TestGroupsCommitted(TransactionCase):
         messages, seen = reader.MailboxReader.messages, []
         sync = self.env_real["cats_mail_sync.sync"]
         with FaultProxy(("127.0.0.1", self.dovecot.ssl_port)) as proxy:
-            # The server moves behind the proxy, with no change to the settings.
+            # The server moves behind the proxy, with no change to the settings (the password
+            # is saved for the proxy's port: it goes only where it was saved for).
             self.cr_real.execute(
                 "UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", [proxy.port, self.user.id]
+            )
+            self.user.invalidate_recordset(["mailbox_imap_port"])
+            self.env_real["cats_mail_sync.credentials"]._save_password(
+                self.user, self.dovecot.users[self.address]
             )
             self.commit()
 

@@ -127,7 +127,7 @@ class TestFolderChanges(MailboxCase):
                 if client.folder_exists(name):
                     client.delete_folder(name)
             client.create_folder("Sent")
-        self.anna.write({"mailbox_imap_port": self.plain.ssl_port})
+        self.anna.write({"mailbox_imap_port": self.plain.ssl_port, "mailbox_password": PASSWORDS[ANNA]})
         self.anna.action_mailbox_activate()
 
     def test_the_sent_folder_is_found_again_after_a_rename(self):

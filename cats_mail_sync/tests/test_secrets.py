@@ -27,13 +27,14 @@ from ..models import cats_mail_sync_secret as secret
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
 
 MODULE = Path(__file__).resolve().parent.parent
-MIGRATION = MODULE / "migrations" / "18.0.1.1.0" / "post-migrate.py"
+MIGRATIONS = MODULE / "migrations"
 TEXT_TYPES = ("character", "character varying", "text", "json", "jsonb", "bytea")
 
 
-def load_migration():
-    """The 18.0.1.1.0 migration script, loaded as Odoo loads it (its name is no module name)."""
-    spec = importlib.util.spec_from_file_location("cats_mail_sync_migration_18_0_1_1_0", MIGRATION)
+def load_migration(version="18.0.1.1.0"):
+    """A migration script, loaded as Odoo loads it (its name is no module name)."""
+    name = "cats_mail_sync_migration_" + version.replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, MIGRATIONS / version / "post-migrate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -219,7 +220,7 @@ class TestSecrets(MailboxCase):
         Fernet(keys[0])  # a valid key
         self.assertEqual(secret.configured_keys(), (keys, "file"), "made once, then read")
         self.anna.write({"mailbox_password": PASSWORDS[ANNA]})
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
         self.assertEqual(secret.configured_keys(), (keys, "file"))
 
     # ------------------------------------------------------------------
@@ -233,7 +234,7 @@ class TestSecrets(MailboxCase):
         self.assert_password_asked_again()
 
         self.anna.write({"mailbox_password": PASSWORDS[ANNA]})
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
         self.assert_mailbox_works("<after-lost-key@x>")
 
     def test_wrong_key_asks_for_the_password_again(self):
@@ -279,6 +280,11 @@ class TestSecrets(MailboxCase):
         migration.migrate(self.env.cr, "18.0.1.0.0")
         self.assertEqual(self.column(self.anna), token, "a second run changes nothing")
 
+        # Kept without the servers it was saved for, it goes nowhere until 18.0.1.3.0 binds it
+        # (an upgrade from 18.0.1.0.0 runs both).
+        with self.assertRaisesRegex(UserError, "saved for another server or login"):
+            self.anna.action_mailbox_activate()
+        load_migration("18.0.1.3.0").migrate(self.env.cr, "18.0.1.0.0")
         self.anna.action_mailbox_activate()
         self.assertEqual(self.anna.mailbox_state, "active")
 
@@ -314,12 +320,12 @@ class TestSecrets(MailboxCase):
         self.assertEqual(store._reencrypt([new, *old]), readable)
 
         self.use_keys(new)
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
         self.anna.action_mailbox_activate()
         self.assertEqual(self.anna.mailbox_state, "active")
         self.use_keys(*old)
         with self.assertRaises(errors.SecretUnreadable):
-            self.anna._mailbox_password()
+            self.saved_password(self.anna)
 
     def test_command_is_found_by_odoo(self):
         self.assertIs(commands.get("cats_mail_sync_rotate_key"), CatsMailSyncRotateKey)
@@ -358,11 +364,11 @@ class TestSecrets(MailboxCase):
         self.assertEqual(stat.S_IMODE((directory / secret.KEY_FILE).stat().st_mode), 0o600)
         for text in [*keys, *old, PASSWORDS[ANNA], PASSWORDS[BERT]]:
             self.assertNotIn(text, output)
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
         self.anna.action_mailbox_activate()
         self.use_keys(*old)
         with self.assertRaises(errors.SecretUnreadable):
-            self.anna._mailbox_password()
+            self.saved_password(self.anna)
 
     def test_command_keeps_the_old_keys_when_asked_or_when_a_database_failed(self):
         self.use_empty_data_dir()
@@ -373,7 +379,7 @@ class TestSecrets(MailboxCase):
         self.assertEqual(status, 0, output)
         keys = secret.configured_keys()[0]
         self.assertEqual(keys[1:], old)
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
 
         status, output = self.rotate([self.env.cr.dbname, "other_database"], broken={"other_database"})
         self.assertEqual(status, 1)
@@ -381,10 +387,10 @@ class TestSecrets(MailboxCase):
         newest = secret.configured_keys()[0]
         self.assertEqual(newest[1:], keys, "the other database still needs its keys")
         self.use_keys(newest[0])
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
         self.use_keys(*old)
         with self.assertRaises(errors.SecretUnreadable):
-            self.anna._mailbox_password()
+            self.saved_password(self.anna)
 
     def test_command_uses_the_first_configured_key(self):
         directory = self.use_empty_data_dir()
@@ -401,10 +407,10 @@ class TestSecrets(MailboxCase):
             self.assertNotIn(text, output)
         self.assertFalse((directory / secret.KEY_FILE).exists(), "no key file is made")
         self.use_keys(new)  # and removed the old one
-        self.assertEqual(self.anna._mailbox_password(), PASSWORDS[ANNA])
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
         self.use_keys(old)
         with self.assertRaises(errors.SecretUnreadable):
-            self.anna._mailbox_password()
+            self.saved_password(self.anna)
 
     def test_command_refuses_a_data_dir_without_key_file(self):
         directory = self.use_empty_data_dir()

@@ -129,7 +129,7 @@ class TestSetup(MailboxCase):
             {"password": PASSWORDS[ANNA], "smtp_port": self.smtp.starttls_port, "smtp_security": "starttls"}
         )
         with Dovecot(PASSWORDS, folders={"Archive": None}) as bare:
-            setup.imap_port = bare.ssl_port
+            setup.write({"imap_port": bare.ssl_port, "password": PASSWORDS[ANNA]})
             setup.action_test()
         self.assertIn("IMAP: No Sent folder was found", setup.test_result)
         self.assertIn("SMTP: signed in", setup.test_result)
@@ -148,7 +148,7 @@ class TestSetup(MailboxCase):
         setup.action_save()
         self.assertEqual(self.anna.mailbox_imap_port, self.dovecot.ssl_port)
         self.assertEqual(self.anna.mailbox_smtp_port, self.smtp.ssl_port)
-        self.assertEqual(self.anna.sudo()._mailbox_password(), "new-Secret")
+        self.assertEqual(self.saved_password(self.anna), "new-Secret")
         self.assertFalse(setup.password, "the assistant forgets the password once saved")
 
     def test_the_saved_password_of_another_user_cannot_be_borrowed(self):
@@ -166,7 +166,13 @@ class TestSetup(MailboxCase):
             own.write({"user_id": self.bert.id})
 
     def test_outgoing_mail_server_only_once_the_address_is_proven(self):
-        self.anna.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": self.smtp.ssl_port})
+        self.anna.write(
+            {
+                "mailbox_smtp_host": "localhost",
+                "mailbox_smtp_port": self.smtp.ssl_port,
+                "mailbox_password": PASSWORDS[ANNA],
+            }
+        )
         self.assertFalse(self.anna.mailbox_mail_server_id)
         self.anna.action_mailbox_activate()
         # localhost is no server of recruit.example.test: the login alone proves nothing.
@@ -191,7 +197,13 @@ class TestSetup(MailboxCase):
         self.assertFalse(server.active)
 
     def test_only_the_recruiter_s_own_mail_leaves_through_their_server(self):
-        self.anna.write({"mailbox_smtp_host": "localhost", "mailbox_smtp_port": self.smtp.ssl_port})
+        self.anna.write(
+            {
+                "mailbox_smtp_host": "localhost",
+                "mailbox_smtp_port": self.smtp.ssl_port,
+                "mailbox_password": PASSWORDS[ANNA],
+            }
+        )
         self.anna.action_mailbox_activate()
         confirmation = self.env["mail.mail"].search([("email_to", "=", ANNA)])
         self.deliver(self.anna, confirmation_as_delivered(confirmation))

@@ -9,15 +9,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 from odoo import fields, modules
+from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from ..mailbox_client import errors, oauth
+from ..mailbox_client import connection, errors, oauth
 from ..models import cats_mail_sync_sign_in as sign_in_module
 from ..models.cats_mail_sync_sign_in import StateRefused
 from . import test_secrets
 from .common import ANNA, BERT, MailboxCase, allow_local_servers, make_mail
 from .harness.dovecot import Dovecot
 from .harness.oauth_server import OAuthServer
+from .harness.recorder import Recorder
 from .harness.smtp_server import SMTPTestServer
 
 CANDIDATE = "carla.candidate@example.com"
@@ -97,6 +99,11 @@ class TestSignIn(MailboxCase):
         setup.action_save()
         user.with_user(user).action_mailbox_activate()
         return user._mailbox_sign_in()
+
+    def imap_credentials(self, user):
+        """What ``user``'s mailbox logs in to its IMAP server with."""
+        server = connection.Server(user.mailbox_imap_host, user.mailbox_imap_port, user.mailbox_imap_security)
+        return self.env["cats_mail_sync.credentials"]._for(user, server, user.mailbox_login)
 
     def token_requests(self, grant_type=None):
         return [
@@ -200,16 +207,16 @@ class TestSignIn(MailboxCase):
         store = self.env["cats_mail_sync.secret"]
         first_access = store._get(token, "cats_access_token")
         first_refresh = store._get(token, "cats_refresh_token")
-        self.assertEqual(self.anna._mailbox_credentials(), {"access_token": first_access}, "cached")
+        self.assertEqual(self.imap_credentials(self.anna), {"access_token": first_access}, "cached")
         self.assertEqual(len(self.token_requests("refresh_token")), refreshed)
 
         token.expires_at = fields.Datetime.now() + timedelta(minutes=4)
-        access = self.anna._mailbox_credentials()["access_token"]
+        access = self.imap_credentials(self.anna)["access_token"]
         self.assertNotEqual(access, first_access)
         self.assertEqual(len(self.token_requests("refresh_token")), refreshed + 1)
         self.assertNotEqual(store._get(token, "cats_refresh_token"), first_refresh, "rotated")
         self.assertGreater(token.expires_at, fields.Datetime.now() + timedelta(minutes=50))
-        self.assertEqual(self.anna._mailbox_credentials()["access_token"], access)
+        self.assertEqual(self.imap_credentials(self.anna)["access_token"], access)
         self.assertEqual(len(self.token_requests("refresh_token")), refreshed + 1)
 
         self.deliver(self.anna, make_mail(CANDIDATE, ANNA, message_id="<after-refresh@carla>"))
@@ -299,6 +306,52 @@ class TestSignIn(MailboxCase):
             self.assertNotIn(secrets[0], repr(token.with_user(admin).read()))
             fields_read = ["mailbox_password", "mailbox_oauth_provider", "mailbox_signed_in_as"]
             self.assertNotIn(secrets[1], repr(self.anna.with_user(who).read(fields_read)))
+
+    def recorder(self, protocol="imap"):
+        server = Recorder(protocol).__enter__()
+        self.addCleanup(server.__exit__, None, None, None)
+        return server
+
+    def test_a_sign_in_goes_only_to_its_provider_s_servers_as_the_address_signed_in(self):
+        imap = self.recorder()
+        token = self.connect(self.anna)
+        # In the database itself: the mailbox points elsewhere, still signing in.
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE res_users SET mailbox_imap_port = %s WHERE id = %s", [imap.port, self.anna.id]
+        )
+        self.anna.invalidate_recordset()
+        notice = self.anna.with_user(self.anna).action_mailbox_sync()["params"]
+        self.assertEqual(notice["type"], "danger")
+        self.assertIn("only goes to Microsoft's own mail servers", notice["message"])
+        self.assertEqual(self.anna.mailbox_state, "error")
+        self.assertEqual(imap.connections, 0, imap.received())
+
+        # Over RPC, by an administrator: the sign-in is forgotten, and the profile says so.
+        self.anna.with_user(self.env.ref("base.user_admin")).write({"mailbox_imap_port": imap.port})
+        self.assertFalse(token.exists())
+        self.assertFalse(self.anna.mailbox_oauth_provider)
+        self.assertEqual(self.anna.mailbox_state, "not_configured")
+        self.assertIn("The server or login changed: sign in again", self.anna.mailbox_error)
+        self.run_cron()
+        self.assertEqual(imap.connections, 0, imap.received())
+
+    def test_the_assistant_uses_a_sign_in_only_with_the_provider_s_servers(self):
+        imap = self.recorder()
+        setup = self.sign_in(self.anna)
+        for change in ({"imap_port": imap.port}, {"login": BERT}):
+            with self.subTest(change=change):
+                saved = {name: setup[name] for name in change}
+                setup.write(change)
+                with self.assertRaisesRegex(UserError, "only goes to Microsoft's own mail servers"):
+                    setup.action_test()
+                with self.assertRaisesRegex(UserError, "only goes to Microsoft's own mail servers"):
+                    setup.action_save()
+                setup.write(saved)
+        self.assertEqual(imap.connections, 0, imap.received())
+        self.assertFalse(self.anna.mailbox_oauth_provider, "nothing was saved")
+        setup.action_test()
+        self.assertIn("IMAP: signed in", setup.test_result)
 
 
 @tagged("post_install", "-at_install")

@@ -41,8 +41,10 @@ class TestDutch(TransactionCase):
 
     def test_errors_reach_a_dutch_recruiter_in_dutch(self):
         user = self.env["res.users"].create({"name": "Daan", "login": "daan", "lang": "nl_NL"})
-        message = user._mailbox_explain(errors.AuthenticationFailed())
-        self.assertEqual(message, self.dutch[errors.AuthenticationFailed.message])
+        for error in (errors.AuthenticationFailed, errors.SecretNotForServer):
+            message = user._mailbox_explain(error())
+            self.assertEqual(message, self.dutch[error.message])
+            self.assertNotEqual(message, error.message)
         unreachable = user._mailbox_explain(errors.ServerUnreachable(host="imap.example.nl", port=993))
         self.assertEqual(
             unreachable,

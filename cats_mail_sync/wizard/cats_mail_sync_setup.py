@@ -1,3 +1,5 @@
+import contextlib
+
 from markupsafe import Markup
 
 from odoo import api, fields, models
@@ -5,6 +7,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..mailbox_client import connection, discovery, errors
 from ..mailbox_client.reader import MailboxReader
+from ..models.cats_mail_sync_secret import place
 from ..models.cats_mail_sync_sign_in import SIGN_IN_PROVIDERS
 from ..models.cats_mail_sync_token import PROVIDERS as SIGN_IN_LABELS
 from ..models.res_users import SECURITY
@@ -47,7 +50,8 @@ class CatsMailSyncSetup(models.TransientModel):
     password = fields.Char(
         compute="_compute_password",
         inverse="_inverse_password",
-        help="Leave empty to keep the password typed or saved before.",
+        help="Leave empty to keep the password typed or saved before: it is only used for the same "
+        "servers and login it was typed or saved for, and never sent to servers you did not confirm.",
     )
     imap_host = fields.Char("IMAP server")
     imap_port = fields.Integer("IMAP port", default=993)
@@ -89,7 +93,9 @@ class CatsMailSyncSetup(models.TransientModel):
     def _inverse_password(self):
         for setup in self:
             if setup.password:
-                self.env["cats_mail_sync.secret"]._put(setup, "cats_password", setup.password)
+                # Kept for the servers and login in the assistant as it is typed, only those.
+                places = setup._places().values()
+                self.env["cats_mail_sync.secret"]._put(setup, "cats_password", setup.password, places)
         # Forget the typed value, or this request's answer would carry it back.
         self.invalidate_recordset(["password"])
 
@@ -235,8 +241,14 @@ class CatsMailSyncSetup(models.TransientModel):
     def action_test(self):
         """Log in to IMAP (Inbox and Sent found) and SMTP (TLS and AUTH, no mail sent)."""
         self.ensure_one()
+        # No secret ever goes to a detected server before the recruiter confirmed it.
+        self._check_confirmed()
         if not self._has_credentials():
             raise UserError(self.env._("Fill in your password first."))
+        # Which secret goes where is settled before anything is sent anywhere.
+        self._credentials("imap", check_only=True)
+        if self.smtp_host:
+            self._credentials("smtp", check_only=True)
         self.env["cats_mail_sync.connector"]._count_try()
         results = [self._test_imap()]
         if self.smtp_host:
@@ -252,15 +264,13 @@ class CatsMailSyncSetup(models.TransientModel):
         self.ensure_one()
         if not (self.login and self.imap_host):
             raise UserError(self.env._("Fill in at least the login and the IMAP server."))
-        if self.needs_confirmation and not self.confirmed:
-            raise UserError(
-                self.env._(
-                    "These settings point to servers outside your domain. Check the server names with your "
-                    'IT department, then tick "I trust these servers".'
-                )
-            )
+        self._check_confirmed()
         if not self._has_credentials():
             raise UserError(self.env._("Fill in your password."))
+        # A password typed for other servers, or a saved one that would not be kept for these.
+        self._credentials("imap", check_only=True)
+        if self.smtp_host:
+            self._credentials("smtp", check_only=True)
         values = {
             "email": self.email,
             "mailbox_email": self.email,
@@ -296,6 +306,15 @@ class CatsMailSyncSetup(models.TransientModel):
         """Keyword arguments of :func:`discovery.discover` (tests point them at local servers)."""
         return self.env["cats_mail_sync.connector"]._options()
 
+    def _check_confirmed(self):
+        if self.needs_confirmation and not self.confirmed:
+            raise UserError(
+                self.env._(
+                    "These settings point to servers outside your domain. Check the server names with your "
+                    'IT department, then tick "I trust these servers".'
+                )
+            )
+
     def _has_credentials(self):
         if self.signed_in:
             return bool(self._sign_in_token())
@@ -305,22 +324,71 @@ class CatsMailSyncSetup(models.TransientModel):
     def _sign_in_token(self):
         return self.env["cats_mail_sync.token"]._find(self.user_id, self.signed_in)
 
-    def _credentials(self):
-        """How the connection test signs in: ``{"password": ...}`` or ``{"access_token": ...}``."""
+    def _places(self):
+        """``{"imap": place, "smtp": place or None}`` of the servers and login in the assistant."""
+        return {
+            "imap": place(self.imap_host, self.imap_port, self.login),
+            "smtp": place(self.smtp_host, self.smtp_port, self.login),
+        }
+
+    def _server(self, kind):
+        return connection.Server(self[f"{kind}_host"], self[f"{kind}_port"], self[f"{kind}_security"])
+
+    def _credentials(self, kind, check_only=False):
+        """How the ``kind`` ("imap", "smtp") test signs in: ``{"password": ...}`` or
+        ``{"access_token": ...}``; with ``check_only``, only whether a secret may go there.
+
+        A sign-in only for its provider's own servers, as the address signed in; the
+        password typed here for the servers and login it was typed for; else the saved
+        one, only for exactly the saved servers and login. Otherwise a UserError asks
+        for the password, and nothing is sent anywhere.
+        """
+        credentials = self.env["cats_mail_sync.credentials"]
+        where = self._places()[kind]
         if self.signed_in:
-            return {"access_token": self._sign_in_token()._access_token()}
-        return {"password": self._password()}
+            token = self._sign_in_token()
+            if where not in credentials._sign_in_places(token):
+                raise UserError(
+                    self.user_id._mailbox_explain(
+                        errors.SignInNotForServer(provider=dict(SIGN_IN_LABELS)[token.provider])
+                    )
+                )
+            if check_only:
+                return None
+            return {"access_token": credentials._access_token(token, self._server(kind), self.login)}
+        store = self.env["cats_mail_sync.secret"]
+        user = self.user_id._mailbox_check_access()
+        saved = where == credentials._places(user)[kind] and not user.mailbox_oauth_provider
+        password = None
+        try:
+            with contextlib.suppress(errors.SecretNotForServer):
+                password = store._get(self, "cats_password", where)
+            if password is None and saved:
+                with contextlib.suppress(errors.SecretNotForServer):
+                    password = credentials._password(user, where)
+        except errors.SecretUnreadable:
+            if check_only:
+                return None  # the test says so, in its words
+            raise
+        if password is None:
+            raise UserError(
+                self.env._(
+                    "Type your password: the server or login differs from the saved settings. A password "
+                    "is only ever sent to the server and login it was typed or saved for."
+                )
+            )
+        return {"password": password}
 
     def _password(self):
-        """The password typed here, or else the one saved (only ever the current user's own)."""
-        typed = self.env["cats_mail_sync.secret"]._get(self, "cats_password")
-        return typed or self.user_id._mailbox_check_access()._mailbox_password()
+        """The password typed here for the assistant's IMAP server and login, or else the one
+        saved for exactly them (only ever the current user's own)."""
+        return self._credentials("imap")["password"]
 
     def _test_imap(self):
         connector = self.env["cats_mail_sync.connector"]
         try:
             server = connection.Server(self.imap_host, self.imap_port, self.imap_security)
-            with connector._imap(server, self.login, **self._credentials()) as client:
+            with connector._imap(server, self.login, **self._credentials("imap")) as client:
                 sent = MailboxReader(client).find_sent_folder()
         except errors.MailboxError as error:
             return False, self.env._("IMAP: %s", self.user_id._mailbox_explain(error))
@@ -330,7 +398,7 @@ class CatsMailSyncSetup(models.TransientModel):
         connector = self.env["cats_mail_sync.connector"]
         try:
             server = connection.Server(self.smtp_host, self.smtp_port, self.smtp_security)
-            connector._smtp(server, self.login, **self._credentials()).quit()
+            connector._smtp(server, self.login, **self._credentials("smtp")).quit()
         except errors.MailboxError as error:
             return False, self.env._("SMTP: %s", self.user_id._mailbox_explain(error))
         return True, self.env._("SMTP: signed in over an encrypted connection (no mail was sent).")

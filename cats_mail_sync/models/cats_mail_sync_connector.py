@@ -1,9 +1,13 @@
+import logging
+
 import imapclient
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..mailbox_client import connection
+from ..mailbox_client import connection, errors
+
+_logger = logging.getLogger(__name__)
 
 # How many connection tests and detections one user may start per hour.
 DEFAULT_TRIES_PER_HOUR = 20
@@ -63,15 +67,31 @@ class CatsMailSyncConnector(models.AbstractModel):
         """``user``'s mailbox, logged in; its secret only ever goes to the server and login it
         was saved for (see ``cats_mail_sync.credentials``)."""
         server = connection.Server(user.mailbox_imap_host, user.mailbox_imap_port, user.mailbox_imap_security)
-        credentials = self.env["cats_mail_sync.credentials"]._for(user, server, user.mailbox_login)
-        return self._imap(server, user.mailbox_login, **credentials)
+        return self._as_user(user, server, self._imap)
 
     @api.model
     def _user_smtp(self, user):
         """``user``'s SMTP server, logged in, under the same rule as :meth:`_user_imap`."""
         server = connection.Server(user.mailbox_smtp_host, user.mailbox_smtp_port, user.mailbox_smtp_security)
-        credentials = self.env["cats_mail_sync.credentials"]._for(user, server, user.mailbox_login)
-        return self._smtp(server, user.mailbox_login, **credentials)
+        return self._as_user(user, server, self._smtp)
+
+    @api.model
+    def _as_user(self, user, server, connect):
+        """``connect(server, login, **credentials)`` as ``user``'s mailbox.
+
+        An access token the server refuses is refreshed once and tried again: a provider may
+        end one before its time. Only a refused refresh means signing in again.
+        """
+        credentials = self.env["cats_mail_sync.credentials"]
+        login = user.mailbox_login
+        given = credentials._for(user, server, login)
+        try:
+            return connect(server, login, **given)
+        except errors.TokenRefused:
+            if "access_token" not in given:
+                raise
+            _logger.info("Mailbox of user %s: the access token was refused; refreshed once", user.id)
+        return connect(server, login, **credentials._for(user, server, login, refused=given["access_token"]))
 
     @api.model
     def _count_try(self):

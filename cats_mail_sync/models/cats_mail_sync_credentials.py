@@ -52,7 +52,7 @@ class CatsMailSyncCredentials(models.AbstractModel):
     # ------------------------------------------------------------------
 
     @api.model
-    def _for(self, user, server, login):
+    def _for(self, user, server, login, refused=None):
         """How ``user``'s mailbox logs in to ``server`` (a ``connection.Server``) as ``login``:
         ``{"password": ...}`` or ``{"access_token": ...}``.
 
@@ -72,7 +72,7 @@ class CatsMailSyncCredentials(models.AbstractModel):
         token = self._sign_in(user)
         if not token:
             raise errors.SignInExpired(provider=dict(SIGN_IN_PROVIDERS)[user.mailbox_oauth_provider])
-        return {"access_token": self._access_token(token, server, login)}
+        return {"access_token": self._access_token(token, server, login, refused)}
 
     @api.model
     def _password(self, user, where=None):
@@ -83,12 +83,13 @@ class CatsMailSyncCredentials(models.AbstractModel):
         return self.env["cats_mail_sync.secret"]._get(user.sudo(), PASSWORD_COLUMN, where)
 
     @api.model
-    def _access_token(self, token, server, login):
-        """A valid access token of sign-in ``token``, for its provider's own ``server`` and
-        its address as ``login`` only (:class:`errors.SignInNotForServer` otherwise)."""
+    def _access_token(self, token, server, login, refused=None):
+        """A valid access token of sign-in ``token`` (another than ``refused``), for its
+        provider's own ``server`` and its address as ``login`` only
+        (:class:`errors.SignInNotForServer` otherwise)."""
         if place(server.host, server.port, login) not in self._sign_in_places(token):
             raise errors.SignInNotForServer(provider=dict(SIGN_IN_PROVIDERS)[token.provider])
-        return token._access_token()
+        return token._access_token(refused)
 
     @api.model
     def _sign_in(self, user):

@@ -67,15 +67,16 @@ class CatsMailSyncToken(models.Model):
             store._put(self, "cats_refresh_token", tokens.refresh_token)
         self.write({"expires_at": fields.Datetime.now() + timedelta(seconds=tokens.expires_in)})
 
-    def _access_token(self):
-        """A valid access token, refreshed first when it expires within five minutes.
+    def _access_token(self, refused=None):
+        """A valid access token, refreshed first when it expires within five minutes, or when
+        it is ``refused`` (a mail server refused it before its time: revoked, say).
 
         Raises :class:`errors.SignInExpired` when the provider refused the refresh
         token, :class:`errors.ProviderUnreachable` when it could not be asked.
         """
         self.ensure_one()
         store = self.env["cats_mail_sync.secret"]
-        if self.expires_at and self.expires_at - REFRESH_BEFORE > fields.Datetime.now():
+        if not refused and self.expires_at and self.expires_at - REFRESH_BEFORE > fields.Datetime.now():
             cached = store._get(self, "cats_access_token")
             if cached:
                 return cached
@@ -88,8 +89,13 @@ class CatsMailSyncToken(models.Model):
             cr.execute("SELECT id FROM cats_mail_sync_token WHERE id = %s FOR UPDATE", [token.id])
             if not cr.fetchone():
                 raise errors.SignInExpired(provider=dict(PROVIDERS)[self.provider])
-            if token.expires_at and token.expires_at - REFRESH_BEFORE > fields.Datetime.now():
-                access = store.with_env(token.env)._get(token, "cats_access_token")
+            stored = store.with_env(token.env)._get(token, "cats_access_token")
+            if (
+                stored != refused
+                and token.expires_at
+                and token.expires_at - REFRESH_BEFORE > fields.Datetime.now()
+            ):
+                access = stored  # still valid, or already refreshed by another run after a refusal
             else:
                 refresh = store.with_env(token.env)._get(token, "cats_refresh_token")
                 if not refresh:

@@ -222,6 +222,19 @@ class TestSignIn(MailboxCase):
         self.deliver(self.anna, make_mail(CANDIDATE, ANNA, message_id="<after-refresh@carla>"))
         self.assertEqual(self.sync(self.anna), 1)
 
+    def test_an_access_token_refused_before_its_time_is_refreshed_once_and_logging_goes_on(self):
+        token = self.connect(self.anna)
+        refreshed = len(self.token_requests("refresh_token"))
+        store = self.env["cats_mail_sync.secret"]
+        refused = store._get(token, "cats_access_token")
+        self.oauth.expire(ANNA)  # ended by the provider; Odoo still takes it for valid an hour
+        self.deliver(self.anna, make_mail(CANDIDATE, ANNA, message_id="<token-refused@carla>"))
+        self.assertEqual(self.sync(self.anna), 1)
+        self.assertEqual(len(self.token_requests("refresh_token")), refreshed + 1, "refreshed once")
+        self.assertNotEqual(store._get(token, "cats_access_token"), refused)
+        self.assertEqual((self.anna.mailbox_state, self.anna.mailbox_error), ("active", False))
+        self.assertFalse(self.notifications(self.anna))
+
     def test_withdrawn_sign_in_stops_the_mailbox_and_tells_the_recruiter_once(self):
         token = self.connect(self.anna)
         self.oauth.revoke(ANNA)

@@ -1,6 +1,8 @@
 import logging
 import threading
 import time
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,6 +23,8 @@ RETRIES_AT_EVERY_RUN = 6
 RETRY_LATER = timedelta(hours=1)
 # Key space of the PostgreSQL advisory locks that keep two runs off one mailbox.
 LOCK_SPACE = 0x4341_5453  # "CATS"
+# Key space of the locks that keep two runs from logging the same mail at the same moment.
+MAIL_LOCK_SPACE = 0x4341_544D  # "CATM"
 # A mail larger than this many MB (cats_mail_sync.max_mail_mb) is logged without its attachments.
 MAX_MAIL_MB = 25
 MB = 1024 * 1024
@@ -159,19 +163,20 @@ class CatsMailSyncSync(models.AbstractModel):
                     return
                 last_uid = in_groups[number + 1][0].uid - 1 if number + 1 < len(in_groups) else max(batch)
                 raw = self._fetch(reader, group, limit)
-                with self.env.cr.savepoint():
-                    if folder.role == "inbox" and not number:
-                        user._mailbox_confirm_address(headers)
-                    self._log_found(user, folder, {h.uid: found[h.uid] for h in group}, raw, done)
-                    folder.write(
-                        {
-                            "uidvalidity": status.uidvalidity,
-                            "last_uid": last_uid,
-                            "synced_at": fields.Datetime.now(),
-                        }
-                    )
-                del raw  # before the next group is fetched
-                self._commit()
+                with self._mails_locked(h.message_id for h in group):
+                    with self.env.cr.savepoint():
+                        if folder.role == "inbox" and not number:
+                            user._mailbox_confirm_address(headers)
+                        self._log_found(user, folder, {h.uid: found[h.uid] for h in group}, raw, done)
+                        folder.write(
+                            {
+                                "uidvalidity": status.uidvalidity,
+                                "last_uid": last_uid,
+                                "synced_at": fields.Datetime.now(),
+                            }
+                        )
+                    del raw  # before the next group is fetched
+                    self._commit()
                 tally.add(done)
                 done = Tally()
         # Everything up to the STATUS taken above has now been looked at.
@@ -182,6 +187,33 @@ class CatsMailSyncSync(models.AbstractModel):
                 "synced_at": fields.Datetime.now(),
             }
         )
+
+    @contextmanager
+    def _mails_locked(self, message_ids):
+        """Log mails that no other run is logging at the same moment: two mailboxes that hold the
+        same mail (a candidate writing to two recruiters) take turns, the second one seeing what
+        the first one logged, rather than both inserting it and one failing on the unique index.
+
+        Session-level locks, one per Message-ID, taken in one order (no deadlock), then a commit:
+        the logging transaction starts after the other run's commit, so that it sees its mail.
+        Released after the logging transaction's commit.
+        """
+        keys = sorted({zlib.crc32(message_id.encode()) - 2**31 for message_id in message_ids})
+        cr = self.env.cr
+        lock = "SELECT pg_advisory_lock(%s, key) FROM unnest(%s::int[]) AS key"  # in the array's order
+        unlock = "SELECT pg_advisory_unlock(%s, key) FROM unnest(%s::int[]) AS key"
+        cr.execute(lock, [MAIL_LOCK_SPACE, keys])
+        try:
+            self._commit()
+            yield
+        finally:
+            try:
+                cr.execute(unlock, [MAIL_LOCK_SPACE, keys])
+            except psycopg2.Error:
+                # The logging transaction broke (its error is on its way): it is lost anyway, and
+                # session locks outlive a rollback. Back to the last commit, then let them go.
+                cr.rollback()
+                cr.execute(unlock, [MAIL_LOCK_SPACE, keys])
 
     @api.model
     def _max_mail_bytes(self):

@@ -4,7 +4,7 @@ real commits, in data of the test's own (committed, then deleted)."""
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
@@ -185,6 +185,28 @@ class TestConcurrentRun(TransactionCase):
         self.assertEqual(sum(runs.mapped("logged")), MAILBOXES + 1)
         self.assertFalse(any(runs.mapped("error")))
         self.assertEqual(set(self.users.mapped("mailbox_state")), {"active"})
+
+    def test_two_mailboxes_logging_the_same_mail_at_once_take_turns_and_log_no_error(self):
+        """The mail the candidate sent to every recruiter reaches the logger of each mailbox at the same
+        moment: without turns, two would insert it on the candidate and one fail on the unique index
+        (an ERROR in Odoo's log for a race that is expected)."""
+        logger_class = type(self.env_real["cats_mail_sync.logger"])
+        log = logger_class._log
+        barrier = threading.Barrier(2, timeout=3)
+
+        def at_the_same_moment(model, user, mails):
+            # The first two loggers meet here, unless one waits for the other (the wait then times out).
+            with suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            return log(model, user, mails)
+
+        with (
+            patch.object(logger_class, "_log", at_the_same_moment),
+            self.assertNoLogs("odoo.sql_db", "ERROR"),
+        ):
+            self.run_due(concurrency=MAILBOXES)
+        self.assertEqual(self.logged(), self.expected, "each mail once")
+        self.assertFalse(any(self.runs().mapped("error")))
 
     def test_one_at_a_time_gives_the_same_result(self):
         with self.watched() as seen:

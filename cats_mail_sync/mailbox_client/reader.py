@@ -54,6 +54,7 @@ ADDRESSES_PER_SEARCH = 25
 # A non-ASCII address is looked for, where the server refuses CHARSET UTF-8 (Exchange), by its
 # longest ASCII tail ("rgen@bank.de" for "jürgen@bank.de"): at least this many characters.
 SHORTEST_TAIL = 4
+NOT_PLAIN = frozenset('"\\ ')
 # Parts whose MIME header one FETCH asks for (a short command line, whatever the number of parts).
 SECTIONS_PER_FETCH = 100
 TEXT_TYPES = ("text/plain", "text/html")
@@ -192,6 +193,8 @@ class MailboxReader:
         a :class:`Searched`.
 
         SEARCH matches substrings ("ann@x.nl" finds "joann@x.nl"): check each mail's headers.
+        A quoted local part is looked for by what follows it ('@x.nl' for '"d.k"@x.nl'): servers
+        compare with the address as they write it, Dovecot without needless quotes.
         At most ADDRESSES_PER_SEARCH addresses per command, OR'ed. Non-ASCII ones go with
         ``CHARSET UTF-8``; a server that refuses the first such search (Exchange: US-ASCII only)
         is asked for their ASCII tails instead, for the rest of the session. A refused SEARCH raises
@@ -200,8 +203,15 @@ class MailboxReader:
         """
         scope = list(scope)
         found = Searched()
-        plain = [address for address in addresses if is_plain(address)]
-        other = [address for address in addresses if not is_plain(address)]
+        plain, other = set(), []
+        for address in addresses:
+            if not address.isascii():
+                other.append(address)
+            elif is_plain(address) or ascii_tail(address):
+                plain.add(address if is_plain(address) else ascii_tail(address))
+            else:
+                found.unsearchable.append(address)
+        plain = sorted(plain)
         for chunk in batches(plain, ADDRESSES_PER_SEARCH):
             found.uids |= self._search(scope + any_address(chunk, with_bcc), None, found)
         for chunk in batches(other, ADDRESSES_PER_SEARCH):
@@ -314,15 +324,15 @@ class MailboxReader:
         return {section: fetched[uid].get(f"BODY[{section}]".encode()) or b"" for section in sections}
 
 
-def is_plain(address):
-    """Whether ``address`` is searched for as it is, in US-ASCII, by every server (imapclient
-    quotes it, with its quotes and backslashes escaped, when it has to)."""
-    return address.isascii() and address.isprintable()
+def is_plain(text):
+    """Whether ``text`` is searched for as it is by every server: printable US-ASCII, no quotes,
+    backslashes nor spaces."""
+    return text.isascii() and text.isprintable() and not NOT_PLAIN & set(text)
 
 
 def ascii_tail(address):
-    """The longest end of ``address`` that is a US-ASCII search string ("rgen@bank.de" for
-    "jürgen@bank.de"); None when shorter than SHORTEST_TAIL."""
+    """The longest end of ``address`` that is a plain search string ("rgen@bank.de" for
+    "jürgen@bank.de", '@x.nl' for '"d k"@x.nl'); None when shorter than SHORTEST_TAIL."""
     start = len(address)
     while start and is_plain(address[start - 1]):
         start -= 1

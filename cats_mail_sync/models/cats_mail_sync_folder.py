@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from odoo import api, fields, models
 
 
@@ -60,4 +62,8 @@ class CatsMailSyncFolder(models.Model):
             if "first_uid" not in vals and "last_uid" in vals:
                 vals.update(first_uid=vals["last_uid"] + 1, first_uidvalidity=vals.get("uidvalidity"))
             vals.setdefault("look_back_date", now)
+            # The history the recruiter asked for: this many days before activation.
+            days = self.env["res.users"].sudo().browse(vals.get("user_id")).mailbox_history
+            if days and days != "none" and "history_from" not in vals:
+                vals["history_from"] = fields.Datetime.now() - timedelta(days=int(days))
         return super().create(vals_list)

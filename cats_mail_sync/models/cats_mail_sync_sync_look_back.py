@@ -5,6 +5,7 @@ from datetime import timedelta
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from odoo import api, fields, models
+from odoo.tools import format_date
 
 from ..mailbox_client import errors
 from ..mailbox_client.reader import ADDRESSES_PER_SEARCH, batches, groups
@@ -157,6 +158,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
             if folder.first_uid <= 1:
                 folder.history_done_at = fields.Datetime.now()  # nothing before activation
                 self._commit()
+                tally.look_back_notes.append(self._history_done(user, folder))
                 return
             scope = Scope(
                 ["UID", f"1:{folder.first_uid - 1}", "SINCE", day],
@@ -181,6 +183,15 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
         if self._log_uids(user, reader, folder, uids, scope, tally, "history_uid"):
             folder.history_done_at = fields.Datetime.now()
             self._commit()
+            tally.look_back_notes.append(self._history_done(user, folder))
+
+    @api.model
+    def _history_done(self, user, folder):
+        return user.with_context(lang=user.lang).env._(
+            "%(folder)s: earlier mail back to %(since)s is logged.",
+            folder=folder.name,
+            since=format_date(user.env, folder.history_from),
+        )
 
     @api.model
     def _log_uids(self, user, reader, folder, uids, scope, tally, cursor, wanted=None):

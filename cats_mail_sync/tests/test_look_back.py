@@ -317,3 +317,60 @@ class TestLookBack(MailboxCase):
         self.anna.action_mailbox_deactivate()
         self.env["hr.candidate"].create({"partner_name": "Sam", "email_from": STRANGER})
         self.assertFalse(self.env["cats_mail_sync.look_back"].search_count([("address", "=", STRANGER)]))
+
+
+@tagged("post_install", "-at_install")
+class TestHistory(MailboxCase):
+    """Earlier mail, asked for at activation."""
+
+    def deliver_days_ago(self, days, message_id, sender="carla.candidate@example.com"):
+        when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+        self.deliver(self.bert, make_mail(sender, BERT, message_id=message_id, date=when), date=when)
+
+    def test_the_last_30_days_day_29_logged_day_31_not(self):
+        self.deliver_days_ago(31, "<day-31@x>")
+        self.deliver_days_ago(29, "<day-29@x>")
+        self.deliver_days_ago(29, "<day-29-stranger@x>", sender=STRANGER)
+        self.deliver_days_ago(1, "<day-1@x>")
+        self.bert.mailbox_history = "30"
+        self.bert.action_mailbox_activate()
+        self.assertEqual(self.bert.mailbox_history_state[:16], "Being logged bac")
+
+        self.sync(self.bert)
+
+        self.assertEqual(len(self.logged(self.candidate, "<day-29@x>")), 1)
+        self.assertEqual(len(self.logged(self.candidate, "<day-1@x>")), 1)
+        self.assertFalse(self.messages_with("<day-31@x>"))
+        self.assertFalse(self.messages_with("<day-29-stranger@x>"))
+        self.assertTrue(self.bert.mailbox_history_state.startswith("Logged back to"))
+        run = self.env["cats_mail_sync.run"].search([("user_id", "=", self.bert.id)], limit=1)
+        self.assertIn("INBOX: earlier mail back to", run.look_back_note)
+        self.assertEqual(run.logged, 2)
+        # Done once: the next run looks at nothing before activation, and a new candidate's
+        # mail of the history is found by the look-back.
+        self.env.flush_all()
+        sam = self.env["hr.candidate"].create({"partner_name": "Sam", "email_from": STRANGER})
+        self.env.flush_all()
+        self.sync(self.bert)
+        self.assertEqual(len(self.logged(sam, "<day-29-stranger@x>")), 1)
+        self.assertFalse(self.messages_with("<day-31@x>"))
+
+    def test_by_default_no_earlier_mail_and_a_cut_history_resumes(self):
+        self.deliver_days_ago(2, "<earlier@x>")
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<earlier-anna@x>"))
+        self.assertEqual(self.anna.mailbox_history, "none")
+        self.assertFalse(self.anna.mailbox_history_state)
+
+        self.bert.mailbox_history = "90"
+        self.bert.action_mailbox_activate()
+        looking_back = type(self.env["cats_mail_sync.look_back_sync"])
+        with patch.object(looking_back, "_past_deadline", lambda model, tally: True):
+            self.sync(self.bert)
+        self.assertFalse(self.messages_with("<earlier@x>"))
+        self.assertIn(self.bert.id, self.env["cats_mail_sync.look_back"]._users_waiting())
+
+        self.sync(self.bert)
+
+        self.assertEqual(len(self.logged(self.candidate, "<earlier@x>")), 1)
+        self.assertNotIn(self.bert.id, self.env["cats_mail_sync.look_back"]._users_waiting())

@@ -1,6 +1,9 @@
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+# Transactions open longer than this are not Odoo's own (see _horizon).
+OPEN_FOR_LONG = "1 hour"
+
 
 class CatsMailSyncLookBack(models.Model):
     """An address that has just become one that matches: a new candidate or contact, an address
@@ -57,13 +60,21 @@ class CatsMailSyncLookBack(models.Model):
     @api.model
     def _horizon(self):
         """Rows created before this moment are all visible (no transaction that started earlier is
-        still open, ours aside); None when any row may be taken."""
+        still open, ours aside); None when any row may be taken.
+
+        A transaction open for more than OPEN_FOR_LONG is not Odoo's (its time limits end requests,
+        scheduled actions and jobs well before): it does not hold the look-back up.
+        """
+        # PostgreSQL keeps what a transaction read of pg_stat_activity until it ends: read afresh.
+        self.env.cr.execute("SELECT pg_stat_clear_snapshot()")
         self.env.cr.execute(
             """
             SELECT min(xact_start) AT TIME ZONE 'UTC'
               FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-            """
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND xact_start > now() - %s::interval
+            """,
+            [OPEN_FOR_LONG],
         )
         return self.env.cr.fetchone()[0]
 

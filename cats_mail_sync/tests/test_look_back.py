@@ -8,6 +8,7 @@ from unittest.mock import patch
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from odoo import sql_db
 from odoo.tests import tagged
 
 from ..mailbox_client.reader import ADDRESSES_PER_SEARCH, MailboxReader
@@ -312,6 +313,25 @@ class TestLookBack(MailboxCase):
         self.env["cats_mail_sync.sync"]._cron()  # the run the trigger starts
         self.assertEqual(len(self.logged(sam, "<soon@x>")), 1)
         self.assertFalse(self.env["cats_mail_sync.sync"]._due_mailboxes())
+
+    def test_an_address_of_a_transaction_still_open_is_not_skipped(self):
+        inbox = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "inbox")
+        look_back = self.env["cats_mail_sync.look_back"]
+        with sql_db.db_connect(self.env.cr.dbname).cursor() as import_under_way:
+            import_under_way.execute("SELECT txid_current()")  # it will queue addresses as of now
+            # Another transaction, started later, queued an address and ended.
+            later = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(
+                minutes=1
+            )
+            row = look_back.create({"address": STRANGER})
+            self.env.cr.execute(
+                "UPDATE cats_mail_sync_look_back SET create_date = %s WHERE id = %s", [later, row.id]
+            )
+            # Passing it now would skip the rows of the open transaction, older, when they come.
+            self.assertFalse(look_back._pending(inbox, 10))
+            self.assertNotIn(self.anna.id, look_back._users_waiting())
+        self.assertEqual([row[2] for row in look_back._pending(inbox, 10)], [STRANGER])
+        self.assertIn(self.anna.id, look_back._users_waiting())
 
     def test_nothing_is_queued_without_an_active_mailbox(self):
         self.anna.action_mailbox_deactivate()

@@ -38,6 +38,9 @@ class CatsMailSyncFolder(models.Model):
     look_back_uid = fields.Integer(
         "Looked back up to UID", help="Of the next addresses' mails, those up to this UID are done."
     )
+    look_back_step_id = fields.Integer(
+        "Last address of the step under way", help="The next addresses end there while a step is under way."
+    )
     look_back_uidvalidity = fields.Integer("UIDVALIDITY of the look-back's UIDs")
     history_from = fields.Datetime(
         "History from",

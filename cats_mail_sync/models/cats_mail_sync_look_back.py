@@ -79,21 +79,29 @@ class CatsMailSyncLookBack(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _pending(self, folder, limit):
-        """The next ``limit`` rows ``folder`` has not looked back for: ``[(id, create_date, address)]``."""
+    def _pending(self, folder, limit, through=None):
+        """The next ``limit`` rows ``folder`` has not looked back for, up to row id ``through`` when
+        given (a step under way): ``[(id, create_date, address)]``."""
         horizon = self._horizon()
         self.env.cr.execute(
             SQL(
                 """
                 SELECT id, create_date, address
                   FROM cats_mail_sync_look_back
-                 WHERE (create_date, id) > (%s, %s) %s
+                 WHERE (create_date, id) > (%s, %s) %s %s
                  ORDER BY create_date, id
                  LIMIT %s
                 """,
                 folder.look_back_date,
                 folder.look_back_id,
                 SQL("AND create_date < %s", horizon) if horizon else SQL(),
+                SQL(
+                    "AND (create_date, id) <= "
+                    "(SELECT create_date, id FROM cats_mail_sync_look_back WHERE id = %s)",
+                    through,
+                )
+                if through
+                else SQL(),
                 limit,
             )
         )

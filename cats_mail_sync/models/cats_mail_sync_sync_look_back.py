@@ -40,6 +40,9 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
     @api.model
     def _look_back(self, user, reader, tally):
         """After the new mail of a run: the look-back and the history of each folder read."""
+        if tally.deadline is None:
+            # "Sync now" is a request: what does not fit in its time goes to the scheduled runs.
+            tally.deadline = time.monotonic() + self.env["cats_mail_sync.sync"]._run_seconds(cron=False)
         for folder in user.mailbox_folder_ids:
             if folder.name not in tally.folders:
                 continue  # not read this run (gone): its look-back waits
@@ -65,9 +68,15 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
         look_back = self.env["cats_mail_sync.look_back"]
         opened = False
         while not self._past_deadline(tally):
-            rows = look_back._pending(folder, ADDRESSES_PER_STEP)
+            # A step cut short goes on with the same addresses: its progress (look_back_uid) is theirs.
+            under_way = folder.look_back_uid and folder.look_back_uidvalidity == folder.uidvalidity
+            rows = look_back._pending(
+                folder, ADDRESSES_PER_STEP, folder.look_back_step_id if under_way else None
+            )
             if not rows:
                 break
+            if not under_way:
+                folder.write({"look_back_step_id": rows[-1][0], "look_back_uid": 0})
             addresses = sorted({address for _id, _date, address in rows})
             scope = self._look_back_scope(user, folder)
             if scope:
@@ -84,6 +93,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
                     "look_back_date": last_date,
                     "look_back_id": last_id,
                     "look_back_uid": 0,
+                    "look_back_step_id": 0,
                     "look_back_refused": False,
                 }
             )

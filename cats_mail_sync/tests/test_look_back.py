@@ -273,6 +273,32 @@ class TestLookBack(MailboxCase):
         self.assertEqual(len(self.logged(sam, "<later@x>")), 1)
         self.assertNotIn(self.anna.id, self.env["cats_mail_sync.look_back"]._users_waiting())
 
+    def test_a_step_cut_short_goes_on_with_its_own_addresses(self):
+        self.deliver(self.anna, make_mail("first@applicants.example.org", ANNA, message_id="<first@x>"))
+        uid = self.deliver(self.anna, make_mail(STRANGER, ANNA, message_id="<sam@x>"))
+        self.sync(self.anna)
+        first = self.env["hr.candidate"].create(
+            {"partner_name": "First", "email_from": "first@applicants.example.org"}
+        )
+        inbox = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "inbox")
+        [(row_id, _date, _address)] = [
+            row
+            for row in self.env["cats_mail_sync.look_back"]._pending(inbox, 10)
+            if row[2].startswith("first@")
+        ][-1:]
+        # A run looked back for First up to the last UID and was stopped before the step ended.
+        inbox.write(
+            {"look_back_step_id": row_id, "look_back_uid": uid, "look_back_uidvalidity": inbox.uidvalidity}
+        )
+        sam = self.env["hr.candidate"].create({"partner_name": "Sam", "email_from": STRANGER})
+
+        self.sync(self.anna)
+
+        # Sam's mail lies below where First's step had got to: it is found all the same.
+        self.assertEqual(len(self.logged(sam, "<sam@x>")), 1)
+        self.assertFalse(self.logged(first))  # the step went on above its UID: nothing more there
+        self.assertFalse(self.env["cats_mail_sync.look_back"]._pending(inbox, 10))
+
     def test_a_server_refusing_search_never_blocks_the_new_mail(self):
         self.deliver(self.anna, make_mail(STRANGER, ANNA, message_id="<refused@x>"))
         self.sync(self.anna)

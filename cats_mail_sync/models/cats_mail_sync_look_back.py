@@ -31,6 +31,11 @@ class CatsMailSyncLookBack(models.Model):
     def _queue(self, addresses):
         """Look back for ``addresses`` (normalized) in every active mailbox; a run starts at once."""
         addresses = sorted({address for address in addresses if address})
+        if not addresses:
+            return
+        # Read below in SQL: what this transaction changed of them (an activation) counts.
+        self.env["res.users"].flush_model(["mailbox_state"])
+        self.env["cats_mail_sync.folder"].flush_model()
         cr = self.env.cr
         cr.execute(
             """
@@ -42,7 +47,7 @@ class CatsMailSyncLookBack(models.Model):
             """
         )
         furthest = cr.fetchone()
-        if not addresses or not furthest:
+        if not furthest:
             return  # no active mailbox: there is nothing to look back in
         # An address that no folder has passed yet is looked for once, however often it is queued.
         cr.execute(

@@ -14,6 +14,10 @@ from .cats_mail_sync_sync import Tally
 # Addresses taken from the look-back list at a time: their mail is found with a few SEARCH
 # commands (ADDRESSES_PER_SEARCH each), and where a folder is in the list is committed after them.
 ADDRESSES_PER_STEP = 4 * ADDRESSES_PER_SEARCH
+# Share of a run's time budget (cats_mail_sync.run_seconds) one mailbox's look-back and history may
+# take in a run: after an import of thousands of contacts, every mailbox still gets its new mail
+# read in each run, and the look-back goes on in the next runs (asked for at once).
+LOOK_BACK_SHARE = 0.1
 
 
 @dataclass
@@ -40,9 +44,8 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
     @api.model
     def _look_back(self, user, reader, tally):
         """After the new mail of a run: the look-back and the history of each folder read."""
-        if tally.deadline is None:
-            # "Sync now" is a request: what does not fit in its time goes to the scheduled runs.
-            tally.deadline = time.monotonic() + self.env["cats_mail_sync.sync"]._run_seconds(cron=False)
+        share = time.monotonic() + self.env["cats_mail_sync.sync"]._run_seconds() * LOOK_BACK_SHARE
+        tally.deadline = min(tally.deadline, share) if tally.deadline else share
         for folder in user.mailbox_folder_ids:
             if folder.name not in tally.folders:
                 continue  # not read this run (gone): its look-back waits

@@ -34,12 +34,13 @@ class TestLookBack(MailboxCase):
 
     def searches(self):
         """A context that counts the SEARCH commands sent for addresses (``counted["n"]``)."""
-        counted = {"n": 0}
+        counted = {"n": 0, "most": 0}
         real = IMAPClient.search
 
         def counting(client, criteria="ALL", charset=None):
             if any(key in ("FROM", "TO", "CC", "BCC") for key in criteria):
                 counted["n"] += 1
+                counted["most"] = max(counted["most"], criteria.count("FROM"))
             return real(client, criteria, charset)
 
         return counted, patch.object(IMAPClient, "search", counting)
@@ -195,10 +196,14 @@ class TestLookBack(MailboxCase):
     def test_hostile_mail_met_by_a_look_back_is_logged_as_the_scan_logs_it(self):
         known, late = "known@applicants.example.org", "late@applicants.example.org"
         first = self.env["hr.candidate"].create({"partner_name": "Known", "email_from": known})
+        # The same corpus (its random parts too) for both: only the sender differs.
         for sender in (known, late):
-            for _name, raw, _expectation in hostile_corpus(sender, ANNA):
+            for _name, raw, _expectation in hostile_corpus(sender, ANNA, token="lookback0001"):
                 self.deliver(self.anna, raw)
-        self.sync(self.anna)
+        # The scan alone (the look-back for the first candidate waits).
+        looking_back = type(self.env["cats_mail_sync.look_back_sync"])
+        with patch.object(looking_back, "_past_deadline", lambda model, tally: True):
+            self.sync(self.anna)
         scanned = len(self.logged(first))
         self.assertGreater(scanned, 90)
 
@@ -235,6 +240,9 @@ class TestLookBack(MailboxCase):
 
     def test_many_addresses_bounded_searches_and_new_mail_in_the_same_run(self):
         self.deliver(self.anna, make_mail("number-1234@pool.example.net", ANNA, message_id="<pool@x>"))
+        self.deliver(
+            self.anna, make_mail(ANNA, "number-9999@pool.example.net", message_id="<pool-sent@x>"), "Sent"
+        )
         self.sync(self.anna)
         count = 10_000
         self.env["res.partner"].create(
@@ -242,15 +250,19 @@ class TestLookBack(MailboxCase):
         )
         self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<new-mail@x>"))
         counted, counting = self.searches()
+        # Time enough for the whole look-back in this run (a tenth of the run's budget is the look-back's).
+        self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.run_seconds", "10000")
 
         with counting:
             self.sync(self.anna)
 
         # Every address in both folders, ADDRESSES_PER_SEARCH to a command.
         self.assertEqual(counted["n"], 2 * math.ceil(count / ADDRESSES_PER_SEARCH))
+        self.assertEqual(counted["most"], ADDRESSES_PER_SEARCH)
         self.assertEqual(len(self.logged(self.candidate, "<new-mail@x>")), 1)
         pool = self.env["res.partner"].search([("email", "=", "number-1234@pool.example.net")])
         self.assertEqual(len(self.logged(pool, "<pool@x>")), 1)
+        self.assertEqual(len(self.messages_with("<pool-sent@x>")), 1)
         self.assertEqual(self.last_run().looked_back_for, count)
         # Both folders have passed every address: the list is emptied.
         self.env["cats_mail_sync.look_back"]._gc()

@@ -133,9 +133,10 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
         only; False when the time budget ran out first (``look_back_uid`` says how far it got)."""
         searched = reader.search_addresses(addresses, scope.criteria, with_bcc=folder.role == "sent")
         tally.look_back_searches += searched.commands
+        env = user.with_context(lang=user.lang).env  # the recruiter reads the sync log
         if searched.by_tail:
             tally.look_back_notes.append(
-                self.env._(
+                env._(
                     "%(folder)s: the server searches only in US-ASCII; looked for by their ASCII end: "
                     "%(addresses)s.",
                     folder=folder.name,
@@ -144,7 +145,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
             )
         if searched.unsearchable:
             tally.look_back_notes.append(
-                self.env._(
+                env._(
                     "%(folder)s: not looked back for (the server searches only in US-ASCII): %(addresses)s.",
                     folder=folder.name,
                     addresses=", ".join(searched.unsearchable[:10]),

@@ -274,10 +274,13 @@ class TestLookBack(MailboxCase):
         sam = self.env["hr.candidate"].create({"partner_name": "Sam", "email_from": STRANGER})
         self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<new@x>"))
         looking_back = type(self.env["cats_mail_sync.look_back_sync"])
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", self.cron.id)])
         with patch.object(looking_back, "_past_deadline", lambda model, tally: True):
             self.sync(self.anna)
         self.assertEqual(len(self.logged(self.candidate, "<new@x>")), 1)
         self.assertFalse(self.logged(sam))
+        # A run soon goes on with it, whoever started this one ("Sync now", a queue_job job).
+        self.assertTrue(self.env["ir.cron.trigger"].search([("cron_id", "=", self.cron.id)]) - triggers)
         self.assertIn(self.anna.id, self.env["cats_mail_sync.look_back"]._users_waiting())
 
         self.sync(self.anna)

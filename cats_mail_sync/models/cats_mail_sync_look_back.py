@@ -8,7 +8,7 @@ OPEN_FOR_LONG = "1 hour"
 class CatsMailSyncLookBack(models.Model):
     """An address that has just become one that matches: a new candidate or contact, an address
     added or changed, an archived one restored. Each active mailbox's folders look back for its
-    mail once (see ``cats_mail_sync.sync``'s ``_look_back``).
+    mail once (see ``cats_mail_sync.look_back_sync``).
 
     One row per address, whatever the number of mailboxes: each folder keeps where it is in this
     list (``look_back_date``, ``look_back_id``: the last row it has looked back for, in the order

@@ -156,10 +156,12 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
                     addresses=", ".join(searched.unsearchable[:10]),
                 )
             )
-        logger = self.env["cats_mail_sync.logger"]
-        wanted = set().union(*logger._match(set(addresses), user).values())
         after = folder.look_back_uid if folder.look_back_uidvalidity == folder.uidvalidity else 0
         uids = sorted(uid for uid in searched.uids if after < uid <= folder.last_uid)
+        if not uids:
+            return True  # most addresses of an import have no mail: nothing more to do
+        logger = self.env["cats_mail_sync.logger"]
+        wanted = set().union(*logger._match(set(addresses), user).values())
         return self._log_uids(user, reader, folder, uids, scope, tally, "look_back_uid", wanted)
 
     @api.model

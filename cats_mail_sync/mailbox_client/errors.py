@@ -125,6 +125,15 @@ class FolderGone(MailboxError):
     definitive = True
 
 
+class SearchRefused(MailboxError):
+    """The server refused a SEARCH of the look-back: tried again at the next run."""
+
+    message = _lt(
+        "The mail server refused to search %(folder)s for addresses (%(reason)s); "
+        "tried again at the next run."
+    )
+
+
 class SyncInterrupted(MailboxError):
     message = _lt("The last synchronization was interrupted; it is retried at the next run.")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesHeaderParser, BytesParser
 
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from . import errors
 from .addresses import addresses_in
@@ -48,6 +48,13 @@ HEADER_KEY = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 BATCH_SIZE = 200
 # Whole mails are fetched in groups of at most this many bytes; a larger mail alone.
 GROUP_BYTES = 10 * 1024 * 1024
+# Addresses OR'ed in one SEARCH (3 or 4 keys each, n - 1 ORs): a command of a few KB at most,
+# well under the line limits of Dovecot (64 KB), Gmail and Exchange (8 KB is the lowest seen).
+ADDRESSES_PER_SEARCH = 25
+# A non-ASCII address is looked for, where the server refuses CHARSET UTF-8 (Exchange), by its
+# longest ASCII tail ("rgen@bank.de" for "jürgen@bank.de"): at least this many characters.
+SHORTEST_TAIL = 4
+NOT_PLAIN = frozenset('"\\ ')
 # Parts whose MIME header one FETCH asks for (a short command line, whatever the number of parts).
 SECTIONS_PER_FETCH = 100
 TEXT_TYPES = ("text/plain", "text/html")
@@ -81,6 +88,18 @@ class Headers:
     def addresses(self, with_bcc=False):
         """Every address of the mail; Bcc only where asked (it is only known on sent mail)."""
         return self.senders | self.recipients | (self.blind_recipients if with_bcc else set())
+
+
+@dataclass
+class Searched:
+    """What :meth:`MailboxReader.search_addresses` found: the UIDs, the SEARCH commands it took,
+    the addresses it had to look for by their ASCII tail (the server refused CHARSET UTF-8), and
+    those it could not look for at all."""
+
+    uids: set = field(default_factory=set)
+    commands: int = 0
+    by_tail: list = field(default_factory=list)
+    unsearchable: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,8 @@ class MailboxReader:
 
     def __init__(self, client):
         self.client = client
+        # Whether the server searches with CHARSET UTF-8: None until a search says.
+        self.utf8_search = None
 
     def find_sent_folder(self):
         """The Sent folder's name: SPECIAL-USE \\Sent first, then known names."""
@@ -161,6 +182,67 @@ class MailboxReader:
     def uids_since(self, day):
         """UIDs of mail that arrived on or after ``day`` (a date) in the open folder."""
         return sorted(self.client.search(["SINCE", day]))
+
+    def search(self, criteria):
+        """UIDs of the open folder's mail that meets ``criteria`` (imapclient's), ascending."""
+        return sorted(self.client.search(criteria))
+
+    def search_addresses(self, addresses, scope, with_bcc=False):
+        """UIDs of the open folder's mail that meets ``scope`` (imapclient criteria, such as
+        ``["UID", "5:120"]``) and is from, to or cc (and bcc, ``with_bcc``) any of ``addresses``:
+        a :class:`Searched`.
+
+        SEARCH matches substrings ("ann@x.nl" finds "joann@x.nl"): check each mail's headers.
+        A quoted local part is looked for by what follows it ('@x.nl' for '"d.k"@x.nl'): servers
+        compare with the address as they write it, Dovecot without needless quotes.
+        At most ADDRESSES_PER_SEARCH addresses per command, OR'ed. Non-ASCII ones go with
+        ``CHARSET UTF-8``; a server that refuses the first such search (Exchange: US-ASCII only)
+        is asked for their ASCII tails instead, for the rest of the session. A refused SEARCH raises
+        :class:`IMAPClientError` (the session stays usable); a lost connection raises as any
+        command does.
+        """
+        scope = list(scope)
+        found = Searched()
+        plain, other = set(), []
+        for address in addresses:
+            if not address.isascii():
+                other.append(address)
+            elif is_plain(address) or ascii_tail(address):
+                plain.add(address if is_plain(address) else ascii_tail(address))
+            else:
+                found.unsearchable.append(address)
+        plain = sorted(plain)
+        for chunk in batches(plain, ADDRESSES_PER_SEARCH):
+            found.uids |= self._search(scope + any_address(chunk, with_bcc), None, found)
+        for chunk in batches(other, ADDRESSES_PER_SEARCH):
+            if self.utf8_search is not False:
+                try:
+                    found.uids |= self._search(scope + any_address(chunk, with_bcc), "UTF-8", found)
+                    self.utf8_search = True
+                    continue
+                except IMAPClientAbortError:
+                    raise
+                except IMAPClientError:
+                    # Refused where it was never accepted (Exchange: "NO [BADCHARSET (US-ASCII)]"):
+                    # the charset, not the search. Refused after it was accepted: the search.
+                    if self.utf8_search:
+                        raise
+                    self.utf8_search = False
+            tails = {}
+            for address in chunk:
+                tail = ascii_tail(address)
+                if tail:
+                    tails.setdefault(tail, []).append(address)
+                else:
+                    found.unsearchable.append(address)
+            if tails:
+                found.by_tail += [address for same in tails.values() for address in same]
+                found.uids |= self._search(scope + any_address(sorted(tails), with_bcc), None, found)
+        return found
+
+    def _search(self, criteria, charset, searched):
+        searched.commands += 1
+        return set(self.client.search(criteria, charset=charset))
 
     def headers(self, uids):
         """Parsed headers of ``uids``, in UID order, fetched in batches."""
@@ -240,6 +322,36 @@ class MailboxReader:
         if uid not in fetched:
             return None
         return {section: fetched[uid].get(f"BODY[{section}]".encode()) or b"" for section in sections}
+
+
+def is_plain(text):
+    """Whether ``text`` is searched for as it is by every server: printable US-ASCII, no quotes,
+    backslashes nor spaces."""
+    return text.isascii() and text.isprintable() and not NOT_PLAIN & set(text)
+
+
+def ascii_tail(address):
+    """The longest end of ``address`` that is a plain search string ("rgen@bank.de" for
+    "jürgen@bank.de", '@x.nl' for '"d k"@x.nl'); None when shorter than SHORTEST_TAIL."""
+    start = len(address)
+    while start and is_plain(address[start - 1]):
+        start -= 1
+    tail = address[start:]
+    return tail if len(tail) >= SHORTEST_TAIL else None
+
+
+def any_address(addresses, with_bcc=False):
+    """Search keys (imapclient criteria) for mail from, to or cc (and bcc) any of ``addresses``:
+    prefix ORs, balanced, so the nesting stays shallow (log2 of the number of keys)."""
+    fields = ("FROM", "TO", "CC", "BCC") if with_bcc else ("FROM", "TO", "CC")
+    return _any_of([[name, address] for address in addresses for name in fields])
+
+
+def _any_of(keys):
+    if len(keys) == 1:
+        return list(keys[0])
+    middle = len(keys) // 2
+    return ["OR", *_any_of(keys[:middle]), *_any_of(keys[middle:])]
 
 
 def groups(headers, limit=None):

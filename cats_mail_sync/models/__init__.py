@@ -3,11 +3,14 @@ from . import cats_mail_sync_credentials
 from . import cats_mail_sync_cycle
 from . import cats_mail_sync_folder
 from . import cats_mail_sync_logger
+from . import cats_mail_sync_look_back
 from . import cats_mail_sync_run
 from . import cats_mail_sync_secret
 from . import cats_mail_sync_sign_in
 from . import cats_mail_sync_sync
+from . import cats_mail_sync_sync_look_back
 from . import cats_mail_sync_token
+from . import hr_candidate
 from . import hr_employee
 from . import ir_attachment
 from . import ir_mail_server

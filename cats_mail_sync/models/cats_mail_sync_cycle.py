@@ -84,6 +84,7 @@ class CatsMailSyncCycle(models.AbstractModel):
         """Scheduled action: log the new mail of every active mailbox due."""
         self.env["cats_mail_sync.setup"]._forget_old_passwords()
         self.env["cats_mail_sync.token"]._forget_unused()
+        self.env["cats_mail_sync.look_back"]._gc()
         deadline = time.monotonic() + self._run_seconds()
         users = self._due_mailboxes()
         # Nothing of this transaction may hold a row that a mailbox's own transaction writes.
@@ -129,7 +130,15 @@ class CatsMailSyncCycle(models.AbstractModel):
             # when the cycle's time ran out, or started by hand. It finishes the cycle that began
             # one interval before the next call, rather than start the mailboxes over and over.
             began = cron.nextcall - relativedelta(**{cron.interval_type: cron.interval_number})
-            domain += ["|", ("mailbox_last_sync_at", "=", False), ("mailbox_last_sync_at", "<=", began)]
+            # A mailbox with a look-back to do (a candidate just made, say) is taken again.
+            waiting = self.env["cats_mail_sync.look_back"]._users_waiting()
+            domain += [
+                "|",
+                "|",
+                ("mailbox_last_sync_at", "=", False),
+                ("mailbox_last_sync_at", "<=", began),
+                ("id", "in", waiting),
+            ]
         return self.env["res.users"].sudo().search(domain, order="mailbox_last_sync_at asc nulls first, id")
 
     @api.model
@@ -157,8 +166,9 @@ class CatsMailSyncCycle(models.AbstractModel):
             # Committed with the mailbox: a run that Odoo stops has still made progress.
             cron._notify_progress(done=done, remaining=total - done)
             self._commit()
-        if done < total:
-            # The rest (read longest ago, so first next time) is for a run that starts now.
+        if done < total or set(users.ids) & set(self.env["cats_mail_sync.look_back"]._users_waiting()):
+            # The rest (read longest ago, so first next time), or a look-back the time budget
+            # cut short, is for a run that starts now.
             cron._trigger()
         # Nothing remaining for this run: told there is, Odoo would call it again at once, within the
         # same time limit; the trigger above starts the next run under a limit of its own.

@@ -25,6 +25,14 @@ class CatsMailSyncRun(models.Model):
         "a note naming the attachments left out.",
     )
     skipped = fields.Integer("Mails skipped")
+    looked_back_for = fields.Integer(
+        "Addresses looked back for",
+        help="New addresses of candidates and contacts whose earlier mail (since activation) was "
+        "searched for.",
+    )
+    found_back = fields.Integer("Mails found looking back")
+    logged_back = fields.Integer("Mails logged looking back", help="Also counted in Mails logged.")
+    look_back_note = fields.Text("Looking back")
     error = fields.Text("Problem")
     unexpected = fields.Boolean(
         "Unexpected error",

@@ -47,6 +47,13 @@ class Tally:
     problems: list = field(default_factory=list)
     unexpected: bool = False  # a fault in Odoo or in this module stopped the run
     deadline: float | None = None  # time.monotonic() past which no batch starts
+    # The look-back (see cats_mail_sync_sync_look_back.py): addresses looked back for, SEARCH
+    # commands, mails found (that match), mails it logged (also counted in ``logged``), what to say.
+    looked_back_for: set = field(default_factory=set)
+    look_back_searches: int = 0
+    found_back: int = 0
+    logged_back: int = 0
+    look_back_notes: list = field(default_factory=list)
 
     def add(self, other):
         """Count a batch that was committed."""
@@ -103,6 +110,7 @@ class CatsMailSyncSync(models.AbstractModel):
                         except errors.FolderGone as error:
                             # The other folder is still read; the recruiter is told below.
                             tally.problems.append(error)
+                    self.env["cats_mail_sync.look_back_sync"]._look_back(user, reader, tally)
                 if tally.problems:
                     raise tally.problems[0]
             except Exception as error:  # noqa: BLE001 - one mailbox's trouble never stops the others
@@ -393,6 +401,10 @@ class CatsMailSyncSync(models.AbstractModel):
                 "logged": tally.logged,
                 "shortened": tally.shortened,
                 "skipped": len(tally.skipped),
+                "looked_back_for": len(tally.looked_back_for),
+                "found_back": tally.found_back,
+                "logged_back": tally.logged_back,
+                "look_back_note": "\n".join(tally.look_back_notes) or False,
                 "error": "\n".join(str(problem) for problem in tally.problems) or False,
                 "unexpected": tally.unexpected,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],

@@ -1,5 +1,5 @@
-from odoo import fields, models
-from odoo.tools import SQL, sql
+from odoo import api, fields, models
+from odoo.tools import SQL, email_normalize_all, sql
 
 # The addresses of a contact's email field when it holds several, as the match has always
 # read them (a comma or a semicolon: "a@x.com; Ann <b@y.com>"), NULL otherwise: single
@@ -69,3 +69,23 @@ class ResPartner(models.Model):
                 SQL.identifier(ADDRESSES_FUNCTION),
             )
         )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        partners = super().create(vals_list)
+        self.env["cats_mail_sync.look_back"]._queue(partners._look_back_addresses())
+        return partners
+
+    def write(self, vals):
+        if not {"email", "active"} & set(vals):
+            return super().write(vals)
+        before = self._look_back_addresses()
+        result = super().write(vals)
+        self.env["cats_mail_sync.look_back"]._queue(self._look_back_addresses() - before)
+        return result
+
+    def _look_back_addresses(self):
+        """The addresses through which these contacts' mail is matched (a field may hold several)."""
+        return {
+            address for partner in self if partner.active for address in email_normalize_all(partner.email)
+        }

@@ -7,7 +7,7 @@ from markupsafe import escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import email_domain_extract, email_normalize, sql
+from odoo.tools import email_domain_extract, email_normalize, format_date, format_datetime, sql
 
 from ..mailbox_client import errors
 from ..mailbox_client.reader import INBOX, MailboxReader
@@ -53,6 +53,13 @@ MAILBOX_READABLE_FIELDS = MAILBOX_FIELDS | {
     "mailbox_signed_in_as",
     "mailbox_signs_in",
 }
+# Earlier mail logged at activation too, with candidates and contacts: days back.
+HISTORY = [
+    ("none", "No, only mail from now on"),
+    ("30", "The last 30 days"),
+    ("90", "The last 90 days"),
+    ("365", "The last year"),
+]
 # Mail servers of the providers whose own domains they serve: a login there
 # with the address itself proves the address.
 PROVIDER_DOMAINS = {
@@ -158,17 +165,34 @@ class ResUsers(models.Model):
     mailbox_mail_server_id = fields.Many2one(
         "ir.mail_server", "Outgoing mail server", groups=MAILBOX_GROUPS, readonly=True, copy=False
     )
+    mailbox_history = fields.Selection(
+        HISTORY,
+        "Also log earlier mail",
+        groups=MAILBOX_GROUPS,
+        default="none",
+        help="At activation: also log the mail of this period before it with candidates and contacts.",
+    )
+    mailbox_history_state = fields.Char(
+        "Earlier mail", groups=MAILBOX_GROUPS, compute="_compute_mailbox_history_state"
+    )
     mailbox_folder_ids = fields.One2many(
         "cats_mail_sync.folder", "user_id", "Synchronized folders", groups=MAILBOX_GROUPS
     )
 
     @property
     def SELF_READABLE_FIELDS(self):
-        return super().SELF_READABLE_FIELDS + sorted(MAILBOX_READABLE_FIELDS)
+        return (
+            super().SELF_READABLE_FIELDS
+            + sorted(MAILBOX_READABLE_FIELDS)
+            + [
+                "mailbox_history",
+                "mailbox_history_state",
+            ]
+        )
 
     @property
     def SELF_WRITEABLE_FIELDS(self):
-        return super().SELF_WRITEABLE_FIELDS + sorted(MAILBOX_FIELDS)
+        return super().SELF_WRITEABLE_FIELDS + sorted(MAILBOX_FIELDS) + ["mailbox_history"]
 
     @api.model
     def get_view(self, view_id=None, view_type="form", **options):
@@ -231,6 +255,22 @@ class ResUsers(models.Model):
     def _compute_mailbox_signs_in(self):
         for user in self:
             user.mailbox_signs_in = bool(user.sudo().mailbox_oauth_provider)
+
+    @api.depends("mailbox_folder_ids.history_from", "mailbox_folder_ids.history_done_at")
+    def _compute_mailbox_history_state(self):
+        for user in self:
+            folders = user.sudo().mailbox_folder_ids.filtered("history_from")
+            if not folders:
+                user.mailbox_history_state = False
+                continue
+            since = format_date(self.env, min(folders.mapped("history_from")))
+            if all(folders.mapped("history_done_at")):
+                done = format_datetime(self.env, max(folders.mapped("history_done_at")), tz=user.tz)
+                user.mailbox_history_state = self.env._(
+                    "Logged back to %(since)s (done %(done)s).", since=since, done=done
+                )
+            else:
+                user.mailbox_history_state = self.env._("Being logged back to %(since)s.", since=since)
 
     def _compute_mailbox_logged_count(self):
         counts = dict(
@@ -404,6 +444,7 @@ class ResUsers(models.Model):
                 "smtp_host": user.mailbox_smtp_host,
                 "smtp_port": user.mailbox_smtp_port,
                 "smtp_security": user.mailbox_smtp_security,
+                "history": user.mailbox_history or "none",
             }
         )
         return setup._reopen()

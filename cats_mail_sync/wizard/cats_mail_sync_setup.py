@@ -10,7 +10,7 @@ from ..mailbox_client.reader import MailboxReader
 from ..models.cats_mail_sync_secret import place
 from ..models.cats_mail_sync_sign_in import SIGN_IN_PROVIDERS
 from ..models.cats_mail_sync_token import PROVIDERS as SIGN_IN_LABELS
-from ..models.res_users import SECURITY
+from ..models.res_users import HISTORY, SECURITY
 
 # Ports that belong to the other security choice: a likely mix-up.
 WRONG_PORTS = {
@@ -60,6 +60,13 @@ class CatsMailSyncSetup(models.TransientModel):
     smtp_port = fields.Integer("SMTP port", default=465)
     smtp_security = fields.Selection(SECURITY, "SMTP security", default="ssl", required=True)
     test_result = fields.Html("Connection test", readonly=True, sanitize=True)
+    history = fields.Selection(
+        HISTORY,
+        "Also log earlier mail with candidates and contacts",
+        default="none",
+        required=True,
+        help="Done once, at activation, for the candidates and contacts known then.",
+    )
     sign_in_with = fields.Selection(SIGN_IN_LABELS, "Can sign in with", compute="_compute_sign_in_with")
     signed_in = fields.Selection(SIGN_IN_LABELS, "Signed in with", readonly=True)
     signing_in = fields.Selection(SIGN_IN_LABELS, "Signing in with", readonly=True)
@@ -282,6 +289,7 @@ class CatsMailSyncSetup(models.TransientModel):
             "mailbox_smtp_port": self.smtp_port,
             "mailbox_smtp_security": self.smtp_security,
             "mailbox_oauth_provider": self.signed_in,
+            "mailbox_history": self.history,
         }
         store = self.env["cats_mail_sync.secret"]
         if not self.signed_in and store._has(self, "cats_password"):

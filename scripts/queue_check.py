@@ -6,7 +6,8 @@ CONFIG naming a database where cats_mail_sync_queue is installed. A Dovecot with
 activated; then an Odoo server with workers, queue_job loaded server-wide and its job runner
 (the README's [queue_job] section), and the scheduled action triggered. Its cron worker queues a
 job per mailbox; the job runner has them run by the HTTP workers, through /queue_job/runjob.
-Prints what it checked and "N passed, N failed"; exits non-zero on a failure.
+Then the stranger is made a candidate: that asks for a run at once, whose jobs look back in each
+mailbox for the stranger's earlier mail. Prints what it checked and "N passed, N failed"; exits non-zero on a failure.
 """
 
 import signal
@@ -25,6 +26,7 @@ from harness.dovecot import Dovecot
 
 MAILBOXES = 4
 CANDIDATE = "carla.queue@example.com"
+STRANGER = "sam.stranger@elsewhere.example.net"
 # How long the cycle may take before the check gives up (it takes seconds).
 PATIENCE = 180
 
@@ -86,7 +88,7 @@ def set_up(env, dovecot):
         for folder, sender, to, name in (
             ("INBOX", CANDIDATE, address, "cv"),
             ("Sent", address, CANDIDATE, "answer"),
-            ("INBOX", "stranger@elsewhere.example.net", address, "stray"),
+            ("INBOX", STRANGER, address, "stray"),
         ):
             message_id = f"<{name}{number}.queue@x>"
             dovecot.append(address, folder, mail(sender, to, message_id))
@@ -110,7 +112,7 @@ def server_config(config, workdir, http_port):
 
 
 def state(registry, candidate_id, user_ids):
-    """What the cycle did so far: the jobs' states, the Message-IDs on the candidate, the runs."""
+    """What the cycles did so far: the jobs' states, the Message-IDs on the candidate, the runs."""
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         jobs = env["queue.job"].search([("model_name", "=", "cats_mail_sync.sync")])
@@ -123,6 +125,16 @@ def state(registry, candidate_id, user_ids):
             sorted(messages.mapped("message_id")),
             [(run.logged, run.error or "") for run in runs],
         )
+
+
+def wait_for(registry, candidate_id, user_ids, jobs_expected, deadline):
+    """Until ``jobs_expected`` jobs have ended (or the deadline); then :func:`state`."""
+    while time.monotonic() < deadline:
+        jobs, _logged, _runs = state(registry, candidate_id, user_ids)
+        if len(jobs) >= jobs_expected and set(jobs) <= {"done", "failed"}:
+            break
+        time.sleep(1)
+    return state(registry, candidate_id, user_ids)
 
 
 def main(config, database, workdir):
@@ -152,12 +164,16 @@ def main(config, database, workdir):
         with registry.cursor() as cr:
             # The scheduled action, due now: the server's cron worker is told and runs it.
             api.Environment(cr, SUPERUSER_ID, {}).ref("cats_mail_sync.ir_cron_cats_mail_sync")._trigger()
-        while time.monotonic() < deadline:
-            jobs, logged, runs = state(registry, candidate_id, user_ids)
-            if len(jobs) >= MAILBOXES and set(jobs) <= {"done", "failed"}:
-                break
-            time.sleep(1)
-        jobs, logged, runs = state(registry, candidate_id, user_ids)
+        jobs, logged, runs = wait_for(registry, candidate_id, user_ids, MAILBOXES, deadline)
+        # The stranger who wrote to every recruiter becomes a candidate: making it asks for a run
+        # at once, whose jobs look back in each mailbox for the stranger's mail.
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            stranger_id = (
+                env["hr.candidate"].create({"partner_name": "Sam Stranger", "email_from": STRANGER}).id
+            )
+        later = wait_for(registry, stranger_id, user_ids, 2 * MAILBOXES, time.monotonic() + PATIENCE)
+        later_jobs, looked_back, _runs = later
     finally:
         if server:
             server.send_signal(signal.SIGTERM)
@@ -173,6 +189,14 @@ def main(config, database, workdir):
         (
             f"a run in each mailbox's sync log, none with a problem: {runs}",
             len(runs) == MAILBOXES and not any(e for _, e in runs),
+        ),
+        (
+            f"a stranger made a candidate: a job per mailbox again, each done: {later_jobs}",
+            later_jobs == ["done"] * 2 * MAILBOXES,
+        ),
+        (
+            f"the stranger's earlier mail looked back for and logged ({len(looked_back)} of {MAILBOXES})",
+            looked_back == sorted(f"<stray{number}.queue@x>" for number in range(MAILBOXES)),
         ),
     ]
     for what, ok in checks:

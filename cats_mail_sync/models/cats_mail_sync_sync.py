@@ -55,6 +55,18 @@ class Tally:
     logged_back: int = 0
     look_back_notes: list = field(default_factory=list)
 
+    def idle(self):
+        """Whether the run found nothing to say: no new mail, nothing looked back for, no problem."""
+        return not (
+            self.looked_at
+            or self.skipped
+            or self.problems
+            or self.unexpected
+            or self.looked_back_for
+            or self.found_back
+            or self.look_back_notes
+        )
+
     def add(self, other):
         """Count a batch that was committed."""
         self.looked_at += other.looked_at
@@ -117,7 +129,10 @@ class CatsMailSyncSync(models.AbstractModel):
                 self._recover(error)
                 self._failed(user, error, tally)
             else:
-                user._mailbox_set_state("active", mailbox_last_sync_at=fields.Datetime.now())
+                checks = 0 if tally.logged else user.mailbox_checks_since_logged + 1
+                user._mailbox_set_state(
+                    "active", mailbox_last_sync_at=fields.Datetime.now(), mailbox_checks_since_logged=checks
+                )
             self._record(user, tally, started_at, time.monotonic() - started)
             self.env.flush_all()  # a write conflict shows here, not in the caller's commit
             return tally
@@ -389,7 +404,11 @@ class CatsMailSyncSync(models.AbstractModel):
 
     @api.model
     def _record(self, user, tally, started_at, seconds):
-        """Write the run in the mailbox's sync log."""
+        """Write the run in the mailbox's sync log, unless it was an idle check: those are counted
+        on the mailbox (last checked, checks since the last logged mail), with no row of their own
+        (a mailbox is checked 144 times a day)."""
+        if tally.idle():
+            return
         self.env["cats_mail_sync.run"].sudo().create(
             {
                 "user_id": user.id,

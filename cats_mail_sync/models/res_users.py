@@ -135,6 +135,14 @@ class ResUsers(models.Model):
     mailbox_last_sync_at = fields.Datetime(
         "Last synchronized", groups=MAILBOX_GROUPS, readonly=True, copy=False
     )
+    mailbox_checks_since_logged = fields.Integer(
+        "Checks since the last logged mail",
+        groups=MAILBOX_GROUPS,
+        readonly=True,
+        copy=False,
+        help="Synchronizations that found no new mail since the last one that logged some: they are "
+        "counted here rather than written in the sync log.",
+    )
     mailbox_error = fields.Text("Mailbox problem", groups=MAILBOX_GROUPS, readonly=True, copy=False)
     mailbox_failures = fields.Integer(
         "Failed runs in a row", groups=MAILBOX_GROUPS, readonly=True, copy=False

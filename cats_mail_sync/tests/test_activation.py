@@ -70,6 +70,30 @@ class TestActivation(MailboxCase):
         self.assertIn("refused the login name or password", notice["message"])
         self.assertEqual(self.anna.mailbox_state, "error")
 
+    def test_idle_checks_are_counted_on_the_mailbox_not_written_in_the_sync_log(self):
+        self.anna.action_mailbox_activate()
+        runs = self.env["cats_mail_sync.run"]
+        for check in (1, 2, 3):
+            self.assertEqual(self.sync(self.anna), 0)
+            self.assertEqual(self.anna.mailbox_checks_since_logged, check)
+        self.assertFalse(
+            runs.search([("user_id", "=", self.anna.id)]), "no row for a check that found nothing"
+        )
+        self.assertTrue(self.anna.mailbox_last_sync_at)
+
+        self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<after-idle@x>"))
+        self.assertEqual(self.sync(self.anna), 1)
+        self.assertEqual(self.anna.mailbox_checks_since_logged, 0)
+        run = runs.search([("user_id", "=", self.anna.id)])
+        self.assertEqual((len(run), run.looked_at, run.logged), (1, 1, 1))
+
+        # A run that looked at mail without logging any is written (it says what it saw), and so is
+        # a failed check.
+        self.deliver(self.anna, make_mail("stranger@elsewhere.example.net", ANNA, message_id="<stray@x>"))
+        self.assertEqual(self.sync(self.anna), 0)
+        self.assertEqual(self.anna.mailbox_checks_since_logged, 1)
+        self.assertEqual(len(runs.search([("user_id", "=", self.anna.id)])), 2)
+
     def test_deactivate_stops_logging(self):
         self.anna.action_mailbox_activate()
         self.anna.action_mailbox_deactivate()

@@ -84,7 +84,8 @@ class TestLookBack(MailboxCase):
         self.assertEqual((run.looked_back_for, run.found_back, run.logged_back, run.logged), (1, 2, 2, 2))
         # Looked back once: the next run finds nothing more to do, and logs nothing twice.
         self.assertEqual(self.sync(self.anna), 0)
-        self.assertEqual(self.last_run().looked_back_for, 0)
+        self.assertEqual(self.last_run(), run, "an idle check, nothing looked back for: no row of its own")
+        self.assertEqual(self.anna.mailbox_checks_since_logged, 1)
         self.assertEqual(len(self.messages_with("<application@applicants>")), 1)
 
     def test_new_contact_and_several_addresses_in_one_field(self):

@@ -3,6 +3,7 @@ from . import cats_mail_sync_credentials
 from . import cats_mail_sync_cycle
 from . import cats_mail_sync_folder
 from . import cats_mail_sync_logger
+from . import cats_mail_sync_removal
 from . import cats_mail_sync_run
 from . import cats_mail_sync_secret
 from . import cats_mail_sync_sign_in

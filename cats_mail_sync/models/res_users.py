@@ -480,6 +480,22 @@ class ResUsers(models.Model):
             "context": {"create": False},
         }
 
+    def action_mailbox_logged(self):
+        """The mail logged from this mailbox; from every mailbox for Recruitment managers."""
+        self.ensure_one()
+        self._mailbox_check_access()
+        every = self.env.user.has_group("hr_recruitment.group_hr_recruitment_manager")
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "mail.message",
+            "name": self.env._("Logged mail"),
+            "view_mode": "list",
+            "views": [(self.env.ref("cats_mail_sync.mail_message_view_list_logged").id, "list")],
+            "search_view_id": [self.env.ref("cats_mail_sync.mail_message_view_search_logged").id],
+            "domain": [("mailbox_user_id", "!=" if every else "=", False if every else self.id)],
+            "context": {"create": False, "search_default_mine": int(every and self == self.env.user)},
+        }
+
     def action_mailbox_deactivate(self):
         """Stop logging mail; settings stay, a later activation starts afresh."""
         for user in self:

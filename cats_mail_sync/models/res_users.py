@@ -176,7 +176,11 @@ class ResUsers(models.Model):
         # mailbox fields they may read: keep those fields in it, as hr does for
         # its "My Profile" form (which derives from this one).
         preferences = self.env.ref("base.view_users_form_simple_modif", raise_if_not_found=False)
-        users = self.with_user(SUPERUSER_ID) if preferences and view_id == preferences.id else self
+        email_tab = self.env.ref(
+            "cats_mail_sync.res_users_view_form_preferences_email", raise_if_not_found=False
+        )
+        own_forms = {view.id for view in (preferences, email_tab) if view}
+        users = self.with_user(SUPERUSER_ID) if view_id in own_forms else self
         return super(ResUsers, users).get_view(view_id, view_type, **options)
 
     def init(self):
@@ -450,7 +454,9 @@ class ResUsers(models.Model):
                 user._mailbox_send_confirmation()
         activated_at = user.mailbox_activated_at if cursors else now
         user._mailbox_set_state("active", mailbox_activated_at=activated_at, mailbox_last_sync_at=now)
-        return True
+        return user._mailbox_notify(
+            self.env._("Your mailbox is active: mail it receives or sends from now on is logged.")
+        )
 
     def action_mailbox_sign_in(self):
         """Sign in again with the provider the mailbox signs in with (the "Sign in again" button)."""
@@ -541,6 +547,25 @@ class ResUsers(models.Model):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+
+    def _mailbox_profile_on_email_tab(self, profile):
+        """The preferences action ``profile``, opening on the Email tab."""
+        view = self.env.ref("cats_mail_sync.res_users_view_form_preferences_email")
+        return dict(profile, res_id=self.id, views=[(view.id, "form")], view_id=view.id)
+
+    def _mailbox_notify(self, message, kind="success"):
+        """A notification, then the profile again on its Email tab (the preferences dialog
+        is reopened; the "My Profile" page reloads)."""
+        profile = self.env["res.users"].action_get()
+        if profile.get("target") == "new":
+            following = self._mailbox_profile_on_email_tab(profile)
+        else:
+            following = {"type": "ir.actions.client", "tag": "soft_reload"}
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"type": kind, "message": message, "next": following},
+        }
 
     def _mailbox_check_access(self):
         """The user in sudo, if the current user may manage this mailbox."""

@@ -502,6 +502,21 @@ class ResUsers(models.Model):
             "context": {"create": False, "search_default_mine": int(every and self == self.env.user)},
         }
 
+    def action_mailbox_confirm_again(self):
+        """Mail the address a new confirmation (the profile's "Send the confirmation again")."""
+        self.ensure_one()
+        user = self._mailbox_check_access()
+        if user.mailbox_state != "active":
+            raise UserError(self.env._("Activate the mailbox first."))
+        if not user.mailbox_email_confirmed:
+            user._mailbox_send_confirmation()
+        return user._mailbox_notify(
+            self.env._(
+                "A confirmation mail is on its way to %(address)s; the next synchronization finds it.",
+                address=user.mailbox_email,
+            )
+        )
+
     def action_mailbox_deactivate(self):
         """Stop logging mail; settings stay, a later activation starts afresh."""
         for user in self:

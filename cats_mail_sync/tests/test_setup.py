@@ -237,6 +237,19 @@ class TestSetup(MailboxCase):
         self.assertEqual(done["tag"], "display_notification")
         self.assertIn("Your mailbox is active", done["params"]["message"])
 
+    def test_an_unconfirmed_address_can_be_sent_its_confirmation_again(self):
+        anna = self.anna.with_user(self.anna)
+        anna.action_mailbox_activate()
+        self.assertFalse(self.anna.mailbox_email_confirmed)
+        mails = self.env["mail.mail"].search([("email_to", "=", ANNA)])
+        action = anna.action_mailbox_confirm_again()
+        self.assertIn("A confirmation mail is on its way", action["params"]["message"])
+        again = self.env["mail.mail"].search([("email_to", "=", ANNA)]) - mails
+        self.assertEqual(len(again), 1)
+        self.assertIn(again.message_id[len("<cats-mail-sync-confirm.") :].split("@")[0], again.message_id)
+        with self.assertRaises(AccessError):
+            self.anna.with_user(self.bert).action_mailbox_confirm_again()
+
     def test_sign_in_is_offered_only_once_set_up(self):
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("google_gmail_client_id", False)

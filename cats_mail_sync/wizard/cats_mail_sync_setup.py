@@ -85,7 +85,7 @@ class CatsMailSyncSetup(models.TransientModel):
         help="Also make this address your email in Odoo (your Work Email): mail you send from Odoo then "
         "leaves through this mailbox. Left unticked, your email in Odoo stays as it is.",
     )
-    stops_logging = fields.Boolean(compute="_compute_stops_logging")
+    stops_logging = fields.Boolean("Stops logging the current mailbox", compute="_compute_stops_logging")
     stop_logging_confirmed = fields.Boolean("Stop logging the current mailbox")
 
     def _compute_display_name(self):

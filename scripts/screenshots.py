@@ -220,6 +220,12 @@ def admin_screens(browser, base, out, lang, candidate_id):
     browser.shot(out / f"candidate-chatter-admin-{lang}.png")
     profile(browser, base)
     browser.shot(out / f"profile-active-admin-{lang}.png")
+    browser.click("button[name=action_mailbox_logged]", ".o_list_view .o_data_row")
+    browser.shot(out / f"logged-mail-admin-{lang}.png")
+    browser.click(".o_list_view .o_data_row button[name=action_mailbox_remove]", ".modal .modal-footer")
+    browser.shot(out / f"logged-mail-remove-admin-{lang}.png")
+    browser.click(".modal .modal-footer .btn-secondary", ".o_list_view .o_data_row")  # Cancel: kept
+    profile(browser, base)
     browser.click("button[name=action_mailbox_runs]", ".o_list_view .o_data_row")
     browser.shot(out / f"sync-log-admin-{lang}.png")
     browser.click(
@@ -240,13 +246,12 @@ def recruiter_screens(browser, base, out, lang, dovecot):
         "button[name=action_mailbox_configure].btn-primary", f"{setup} .o_field_widget[name=provider]"
     )
     browser.shot(out / f"assistant-provider-recruiter-{lang}.png")
+    # Signing in with Google is not set up in the demo: no button, a note on app passwords.
     browser.click(
-        f"{setup} .o_field_widget[name=provider] input[data-value=gmail]", "button[name=action_sign_in]"
+        f"{setup} .o_field_widget[name=provider] input[data-value=gmail]",
+        f"{setup} .o_field_widget[name=provider_note]",
     )
     browser.shot(out / f"assistant-gmail-recruiter-{lang}.png")
-    browser.click("button[name=action_sign_in]", ".o_error_dialog")
-    browser.shot(out / f"assistant-sign-in-unset-recruiter-{lang}.png")
-    browser.click(".o_error_dialog .modal-footer .btn-primary", f"{setup} .o_field_widget[name=provider]")
     browser.click(
         f"{setup} .o_field_widget[name=provider] input[data-value=other]", "button[name=action_detect]"
     )
@@ -263,11 +268,12 @@ def recruiter_screens(browser, base, out, lang, dovecot):
     browser.shot(out / f"assistant-tested-recruiter-{lang}.png")
     browser.evaluate("document.querySelector('button[name=action_save]').click()")
     browser.wait_gone(setup)
-    profile(browser, base)
+    # The profile opens again on its Email tab, with a notification saying what next.
+    browser.wait(".o_notification")
+    browser.wait(".o_notebook a.nav-link.active[name=cats_mail_sync]")
     browser.shot(out / f"profile-saved-recruiter-{lang}.png")
     browser.evaluate("document.querySelector('button[name=action_mailbox_activate]').click()")
-    browser.wait_gone(".modal .o_form_view")  # the Preferences dialog closes
-    profile(browser, base)
+    browser.wait(".o_field_widget[name=mailbox_state] .badge.text-bg-success")
     browser.shot(out / f"profile-active-recruiter-{lang}.png")
 
 

@@ -64,10 +64,11 @@ class TestSetup(MailboxCase):
             (setup.smtp_host, setup.smtp_port, setup.smtp_security), ("localhost", self.smtp.ssl_port, "ssl")
         )
         self.assertEqual(setup.login, ANNA)
-        self.assertIn("DNS service records (SRV)", setup.detection_log)
+        # In plain words first; the technical outcome follows, small.
+        self.assertIn("Mail servers your domain announces:</b> Found IMAP", setup.detection_log)
+        self.assertIn("A settings file of your domain:</b> nothing found here", setup.detection_log)
         self.assertIn(
-            "Your domain's autoconfig:</b> autoconfig.recruit.example.test has no address",
-            setup.detection_log,
+            "(Your domain's autoconfig: autoconfig.recruit.example.test has no address", setup.detection_log
         )
         self.assertTrue(setup.needs_confirmation, "localhost is outside recruit.example.test")
         with self.assertRaisesRegex(UserError, "outside your domain"):

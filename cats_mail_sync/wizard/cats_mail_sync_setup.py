@@ -6,6 +6,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..mailbox_client import connection, discovery, errors
+from ..mailbox_client.errors import _lt
 from ..mailbox_client.reader import MailboxReader
 from ..models.cats_mail_sync_secret import place
 from ..models.cats_mail_sync_sign_in import SIGN_IN_PROVIDERS
@@ -13,6 +14,16 @@ from ..models.cats_mail_sync_token import PROVIDERS as SIGN_IN_LABELS
 from ..models.res_users import SECURITY
 
 DEFAULT_PORTS = {"imap": 993, "smtp": 465}
+# Where the settings were looked for, in a recruiter's words (the technical names stay, small).
+PLAIN_SOURCES = {
+    "address": _lt("Your address"),
+    "preset": _lt("The known settings of your provider"),
+    "autoconfig": _lt("A settings file of your domain"),
+    "well-known": _lt("Your domain's website"),
+    "srv": _lt("Mail servers your domain announces"),
+    "ispdb": _lt("Thunderbird's list of mail providers"),
+    "mx": _lt("The server that receives your domain's mail"),
+}
 TESTED_FIELDS = {
     "login",
     "password",
@@ -207,11 +218,7 @@ class CatsMailSyncSetup(models.TransientModel):
         self.ensure_one()
         self.env["cats_mail_sync.connector"]._count_try()
         detection = discovery.discover(self.email, self.provider, **self._discovery_options())
-        steps = Markup("").join(
-            Markup("<li><b>%s:</b> %s</li>")
-            % (self.env._(discovery.SOURCES[step.source]), self.env._(step.message, **step.params))
-            for step in detection.steps
-        )
+        steps = Markup("").join(self._plain_step(step) for step in detection.steps)
         verdict = (
             self.env._("Settings found: check them, type your password and test the connection.")
             if detection.found
@@ -394,6 +401,21 @@ class CatsMailSyncSetup(models.TransientModel):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+
+    def _plain_step(self, step):
+        """One place looked at, in plain words: what it is and whether settings were found there;
+        the technical outcome follows, small, for whoever helps the recruiter."""
+        outcome = self.env._(step.message, **step.params)
+        technical = self.env._(discovery.SOURCES[step.source])
+        if step.message.startswith("Found"):
+            said, detail = outcome, technical
+        else:
+            said, detail = self.env._("nothing found here"), f"{technical}: {outcome}"
+        return Markup('<li><b>%s:</b> %s <small class="text-muted">(%s)</small></li>') % (
+            self.env._(PLAIN_SOURCES.get(step.source, discovery.SOURCES[step.source])),
+            said,
+            detail,
+        )
 
     def _discovery_options(self):
         """Keyword arguments of :func:`discovery.discover` (tests point them at local servers)."""

@@ -16,7 +16,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=email] input", run: "edit tess@recruit.example.test" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=provider] label:contains(Other)", run: "click" },
         { trigger: ".modal-footer button[name=action_detect]", run: "click" },
-        { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=detection_log]:contains(DNS service records)", timeout: 30000 },
+        { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=detection_log]:contains(Mail servers your domain announces)", timeout: 30000 },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=imap_host]:contains(localhost)" },
         { trigger: ".modal-footer button[name=action_edit]", run: "click" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=imap_host] input:value(localhost)" },

@@ -1,5 +1,7 @@
 import datetime
 
+from lxml import etree
+
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 
@@ -39,3 +41,25 @@ class TestScreens(TransactionCase):
         self.assertIn('invisible="not mailbox_imap_host"', arch)
         self.assertIn("action_mailbox_confirm_again", arch)
         self.assertEqual(self.recruiter.mailbox_state, "not_configured")
+
+    def test_settings_show_what_to_register_without_custom_email_servers(self):
+        arch = etree.fromstring(self.env["res.config.settings"].get_view()["arch"])
+        [block] = arch.xpath("//setting[@id='cats_mail_sync_sign_in']")
+        hidden = [e.get("invisible") for e in block.iterancestors() if e.get("invisible")]
+        self.assertFalse([cond for cond in hidden if "external_email_server_default" in cond])
+        names = [field.get("name") for field in block.iter("field")]
+        self.assertEqual(
+            names,
+            [
+                "cats_mail_sync_redirect_uri",
+                "cats_mail_sync_microsoft_scopes",
+                "cats_mail_sync_microsoft_tenant",
+                "cats_mail_sync_google_scopes",
+            ],
+        )
+        # Each value on its own labelled row: nothing drawn over another.
+        for field in block.iter("field"):
+            row = field.getparent()
+            self.assertIn("row", row.get("class"))
+            self.assertEqual(len(row.xpath("./field")), 1)
+            self.assertEqual(len(row.xpath("./label")), 1)

@@ -233,7 +233,7 @@ def admin_screens(browser, base, out, lang, candidate_id):
     )
     browser.shot(out / f"sync-log-run-admin-{lang}.png")
     browser.go(f"{base}/odoo/settings", ".o_setting_container, .settings")
-    browser.evaluate("document.querySelector('#cats_mail_sync_microsoft')?.scrollIntoView({block: 'center'})")
+    browser.evaluate("document.querySelector('#cats_mail_sync_sign_in')?.scrollIntoView({block: 'center'})")
     time.sleep(0.5)
     browser.shot(out / f"settings-admin-{lang}.png")
 

@@ -1,5 +1,6 @@
+from odoo import fields
 from odoo.exceptions import AccessError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 
 from odoo.addons.mail.tools.discuss import Store
 
@@ -177,3 +178,47 @@ class TestRemoval(MailboxCase):
             message.with_user(viewer).with_context(lang=viewer.lang)._to_store(store)
             data = store.get_result()["mail.message"][0]
             self.assertEqual(data["cats_mailbox_line"], expected, viewer.login)
+
+
+@tagged("post_install", "-at_install")
+class TestRemovalTour(HttpCase):
+    """In the browser, as a recruiter without admin rights: her logged mail, and one removed."""
+
+    def test_recruiter_sees_her_logged_mail_and_removes_one(self):
+        tess = new_test_user(
+            self.env,
+            login="tess",
+            tz="Europe/Amsterdam",  # the Preferences form requires one before any button
+            password="tess-odoo-password",
+            email="tess@recruit.example.test",
+            groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
+        )
+        tess.write(
+            {
+                "mailbox_email": "tess@recruit.example.test",
+                "mailbox_login": "tess@recruit.example.test",
+                "mailbox_password": "x",
+                "mailbox_imap_host": "imap.recruit.example.test",
+            }
+        )
+        now = fields.Datetime.now()
+        tess.sudo()._mailbox_set_state("active", mailbox_activated_at=now, mailbox_last_sync_at=now)
+        candidate = self.env["hr.candidate"].create(
+            {"partner_name": "Carla", "email_from": "carla@example.com"}
+        )
+        logger = self.env["cats_mail_sync.logger"]
+        for subject, message_id in (
+            ("Private matter", "<private@x>"),
+            ("Interview on Tuesday", "<tuesday@x>"),
+        ):
+            mail = make_mail("carla@example.com", "tess@recruit.example.test", subject, message_id=message_id)
+            logger._log(tess, [(mail.as_bytes(), {candidate: set()}, candidate.partner_id)])
+        self.assertEqual(len(candidate.message_ids.filtered("mailbox_user_id")), 2)
+
+        self.start_tour("/odoo", "cats_mail_sync_logged_mail_tour", login="tess", timeout=120)
+
+        self.assertEqual(
+            candidate.message_ids.filtered("mailbox_user_id").mapped("subject"), ["Interview on Tuesday"]
+        )
+        removal = self.env["cats_mail_sync.removal"].search([("message_id", "=", "<private@x>")])
+        self.assertEqual((removal.removed_by_id, removal.res_id), (tess, candidate.id))

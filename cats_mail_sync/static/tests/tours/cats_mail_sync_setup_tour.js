@@ -40,3 +40,25 @@ registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)" },
     ],
 });
+
+// The same recruiter, every day after: the mail her mailbox logged, from her profile; she removes
+// one from the candidate it was logged on.
+registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_tour", {
+    url: "/odoo",
+    steps: () => [
+        { trigger: ".o_user_menu button", run: "click" },
+        { trigger: "[data-menu=settings]", run: "click" },
+        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click" },
+        { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)" },
+        { trigger: "button[name=action_mailbox_logged]", run: "click" },
+        { trigger: ".o_list_view .o_data_row:contains(Private matter)" },
+        { trigger: ".o_list_view .o_data_row:contains(Interview on Tuesday)" },
+        {
+            trigger: ".o_list_view .o_data_row:contains(Private matter) button[name=action_mailbox_remove]",
+            run: "click",
+        },
+        { trigger: ".modal-footer .btn-primary", run: "click" },
+        { trigger: ".o_list_view:not(:has(.o_data_row:contains(Private matter)))", timeout: 20000 },
+        { trigger: ".o_list_view .o_data_row:contains(Interview on Tuesday)" },
+    ],
+});

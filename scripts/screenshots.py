@@ -201,7 +201,9 @@ def set_lang(registry, login, lang):
 
 
 def log_in(browser, base, login, password):
-    browser.go(f"{base}/web/session/logout?redirect=/web/login", "input[name=login]")
+    # A fresh session: whatever the last screen left open (a dialog, a form being edited).
+    browser.send("Network.clearBrowserCookies")
+    browser.go(f"{base}/web/login", "input[name=login]")
     browser.type("input[name=login]", login)
     browser.type("input[name=password]", password)
     browser.click("form.oe_login_form button[type=submit]", ".o_main_navbar")

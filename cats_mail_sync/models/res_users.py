@@ -572,7 +572,7 @@ class ResUsers(models.Model):
         """A notification, then the profile again on its Email tab (the preferences dialog
         is reopened; the "My Profile" page reloads)."""
         profile = self.env["res.users"].action_get()
-        if profile.get("target") == "new":
+        if profile.get("target") == "new" and self == self.env.user:
             following = self._mailbox_profile_on_email_tab(profile)
         else:
             following = {"type": "ir.actions.client", "tag": "soft_reload"}

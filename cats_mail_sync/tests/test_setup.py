@@ -237,6 +237,11 @@ class TestSetup(MailboxCase):
         done = self.anna.with_user(self.anna).action_mailbox_activate()
         self.assertEqual(done["tag"], "display_notification")
         self.assertIn("Your mailbox is active", done["params"]["message"])
+        self.assertEqual(done["params"]["next"]["res_id"], self.anna.id)
+        # An administrator activating Anna's mailbox is not sent to a Preferences dialog of hers.
+        admin = self.env.ref("base.user_admin")
+        done = self.anna.with_user(admin).action_mailbox_activate()
+        self.assertEqual(done["params"]["next"], {"type": "ir.actions.client", "tag": "soft_reload"})
 
     def test_an_unconfirmed_address_can_be_sent_its_confirmation_again(self):
         anna = self.anna.with_user(self.anna)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -111,6 +112,7 @@ class Browser:
         deadline = time.monotonic() + timeout
         while not self.evaluate(condition):
             if time.monotonic() > deadline:
+                self.shot(Path(tempfile.gettempdir()) / "screenshots-timeout.png")  # what was there instead
                 raise TimeoutError(f"{selector} did not appear on {self.evaluate('location.href')}")
             time.sleep(0.2)
         time.sleep(0.6)  # animations (dialogs fade in), late images
@@ -202,7 +204,10 @@ def set_lang(registry, login, lang):
 
 def log_in(browser, base, login, password):
     # A fresh session: whatever the last screen left open (a dialog, a form being edited).
+    # Odoo 18 remembers who logged in here ("Choose a user"): forget that too.
     browser.send("Network.clearBrowserCookies")
+    browser.go(f"{base}/web/login", "a")  # a link shows on either form of the page
+    browser.evaluate("localStorage.clear()")
     browser.go(f"{base}/web/login", "input[name=login]")
     browser.type("input[name=login]", login)
     browser.type("input[name=password]", password)

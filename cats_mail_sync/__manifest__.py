@@ -14,10 +14,12 @@
         "data/cron.xml",
         "wizard/cats_mail_sync_setup_views.xml",
         "views/cats_mail_sync_run_views.xml",
+        "views/mail_message_views.xml",
         "views/res_users_views.xml",
         "views/res_config_settings_views.xml",
     ],
     "assets": {
+        "web.assets_backend": ["cats_mail_sync/static/src/**/*"],
         "web.assets_tests": ["cats_mail_sync/static/tests/tours/*.js"],
     },
     "demo": ["demo/cats_mail_sync_demo.xml"],

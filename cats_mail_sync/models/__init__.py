@@ -4,6 +4,7 @@ from . import cats_mail_sync_cycle
 from . import cats_mail_sync_folder
 from . import cats_mail_sync_logger
 from . import cats_mail_sync_look_back
+from . import cats_mail_sync_removal
 from . import cats_mail_sync_run
 from . import cats_mail_sync_secret
 from . import cats_mail_sync_sign_in

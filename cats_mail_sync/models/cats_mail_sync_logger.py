@@ -138,6 +138,10 @@ class CatsMailSyncLogger(models.AbstractModel):
             [[values["message_id"] for values, _raw, _records, _author in parsed]],
         )
         already = set(self.env.cr.fetchall())
+        # A mail removed from a record is never logged there again (by no mailbox).
+        already |= self.env["cats_mail_sync.removal"]._removed(
+            [values["message_id"] for values, _raw, _records, _author in parsed]
+        )
         logged, shortened, skipped = 0, 0, []
         for values, raw, records, author in parsed:
             targets = [r for r in records if (r._name, r.id, values["message_id"]) not in already]
@@ -263,6 +267,7 @@ class CatsMailSyncLogger(models.AbstractModel):
                 message_id=values["message_id"],
                 attachments=attachments,
                 mailbox_user_id=user.id,
+                mailbox_to=_clean(values.get("to") or "")[:MAX_HEADER] or False,
             )
         )
         # The dossier's copies are as private as the logged mail (see the access rules).

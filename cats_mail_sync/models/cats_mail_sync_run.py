@@ -40,6 +40,27 @@ class CatsMailSyncRun(models.Model):
         "(the server log has the details).",
     )
     skipped_ids = fields.One2many("cats_mail_sync.skipped", "run_id", "Skipped mails")
+    folders_label = fields.Char("Folders", compute="_compute_folders_label")
+
+    @api.depends("started_at")
+    @api.depends_context("lang", "tz")
+    def _compute_display_name(self):
+        # In the user's own date format and time zone, as the fields show it.
+        lang = self.env["res.lang"]._get_data(code=self.env.lang or "en_US")
+        pattern = f"{lang.date_format or '%m/%d/%Y'} {lang.time_format or '%H:%M:%S'}"
+        for run in self:
+            started = run.started_at and fields.Datetime.context_timestamp(run, run.started_at)
+            run.display_name = self.env._(
+                "Synchronization of %(date)s", date=started.strftime(pattern) if started else ""
+            )
+
+    @api.depends("folders")
+    @api.depends_context("lang")
+    def _compute_folders_label(self):
+        inbox = self.env._("Inbox")
+        for run in self:
+            names = [name.strip() for name in (run.folders or "").split(",") if name.strip()]
+            run.folders_label = ", ".join(inbox if name.upper() == "INBOX" else name for name in names)
 
     @api.autovacuum
     def _gc_old_runs(self):

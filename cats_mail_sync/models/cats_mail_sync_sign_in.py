@@ -74,6 +74,15 @@ class CatsMailSyncSignIn(models.AbstractModel):
         return oauth.Client(client_id, client_secret, self._redirect_uri())
 
     @api.model
+    def _is_set_up(self, code):
+        """Whether an administrator entered this Odoo's application at provider ``code``."""
+        try:
+            self._client(code)
+        except errors.SignInNotSetUp:
+            return False
+        return True
+
+    @api.model
     def _redirect_uri(self):
         return url_join(self.env["ir.config_parameter"].sudo().get_param("web.base.url"), CALLBACK)
 

@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class MailMessage(models.Model):
@@ -12,6 +12,15 @@ class MailMessage(models.Model):
         ondelete="set null",
         help="Set on mail that cats_mail_sync logged from this user's mailbox.",
     )
+    mailbox_to = fields.Char("Sent to", readonly=True, help="The recipients (To) of a logged mail.")
+    mailbox_attachment_count = fields.Integer(
+        "Number of attachments", compute="_compute_mailbox_attachment_count"
+    )
+
+    @api.depends("attachment_ids")
+    def _compute_mailbox_attachment_count(self):
+        for message in self:
+            message.mailbox_attachment_count = len(message.sudo().attachment_ids)
 
     def init(self):
         super().init()
@@ -24,3 +33,30 @@ class MailMessage(models.Model):
              WHERE mailbox_user_id IS NOT NULL
             """
         )
+
+    def _extras_to_store(self, store, format_reply):  # pylint: disable=missing-return
+        super()._extras_to_store(store, format_reply=format_reply)
+        # Said in the viewer's language when the chatter loads, not frozen in the sync's.
+        for message in self:
+            # sudo: the name of the mailbox owner of a mail the viewer may read
+            owner = message.sudo().mailbox_user_id
+            if owner:
+                line = self.env._("Logged from the mailbox of %(name)s", name=owner.name)
+                store.add(message, {"cats_mailbox_line": line})
+
+    def action_mailbox_remove(self):
+        """Remove these logged mails from their records; they are never logged there again
+        (the "Remove" button of the logged mail; also the RPC API)."""
+        self.env["cats_mail_sync.removal"]._remove(self)
+        return {"type": "ir.actions.client", "tag": "soft_reload"}
+
+    def action_mailbox_open_record(self):
+        """The record a logged mail is on."""
+        self.ensure_one()
+        self.check_access("read")
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self.model,
+            "res_id": self.res_id,
+            "views": [(False, "form")],
+        }

@@ -5,4 +5,4 @@ class MailThread(models.AbstractModel):
     _inherit = "mail.thread"
 
     def _get_message_create_valid_field_names(self):
-        return super()._get_message_create_valid_field_names() | {"mailbox_user_id"}
+        return super()._get_message_create_valid_field_names() | {"mailbox_user_id", "mailbox_to"}

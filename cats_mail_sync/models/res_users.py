@@ -208,7 +208,11 @@ class ResUsers(models.Model):
         # mailbox fields they may read: keep those fields in it, as hr does for
         # its "My Profile" form (which derives from this one).
         preferences = self.env.ref("base.view_users_form_simple_modif", raise_if_not_found=False)
-        users = self.with_user(SUPERUSER_ID) if preferences and view_id == preferences.id else self
+        email_tab = self.env.ref(
+            "cats_mail_sync.res_users_view_form_preferences_email", raise_if_not_found=False
+        )
+        own_forms = {view.id for view in (preferences, email_tab) if view}
+        users = self.with_user(SUPERUSER_ID) if view_id in own_forms else self
         return super(ResUsers, users).get_view(view_id, view_type, **options)
 
     def init(self):
@@ -499,7 +503,9 @@ class ResUsers(models.Model):
                 user._mailbox_send_confirmation()
         activated_at = user.mailbox_activated_at if cursors else now
         user._mailbox_set_state("active", mailbox_activated_at=activated_at, mailbox_last_sync_at=now)
-        return True
+        return user._mailbox_notify(
+            self.env._("Your mailbox is active: mail it receives or sends from now on is logged.")
+        )
 
     def action_mailbox_sign_in(self):
         """Sign in again with the provider the mailbox signs in with (the "Sign in again" button)."""
@@ -528,6 +534,37 @@ class ResUsers(models.Model):
             "domain": [("user_id", "=", self.id)],
             "context": {"create": False},
         }
+
+    def action_mailbox_logged(self):
+        """The mail logged from this mailbox; from every mailbox for Recruitment managers."""
+        self.ensure_one()
+        self._mailbox_check_access()
+        every = self.env.user.has_group("hr_recruitment.group_hr_recruitment_manager")
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "mail.message",
+            "name": self.env._("Logged mail"),
+            "view_mode": "list",
+            "views": [(self.env.ref("cats_mail_sync.mail_message_view_list_logged").id, "list")],
+            "search_view_id": [self.env.ref("cats_mail_sync.mail_message_view_search_logged").id],
+            "domain": [("mailbox_user_id", "!=" if every else "=", False if every else self.id)],
+            "context": {"create": False, "search_default_mine": int(every and self == self.env.user)},
+        }
+
+    def action_mailbox_confirm_again(self):
+        """Mail the address a new confirmation (the profile's "Send the confirmation again")."""
+        self.ensure_one()
+        user = self._mailbox_check_access()
+        if user.mailbox_state != "active":
+            raise UserError(self.env._("Activate the mailbox first."))
+        if not user.mailbox_email_confirmed:
+            user._mailbox_send_confirmation()
+        return user._mailbox_notify(
+            self.env._(
+                "A confirmation mail is on its way to %(address)s; the next synchronization finds it.",
+                address=user.mailbox_email,
+            )
+        )
 
     def action_mailbox_deactivate(self):
         """Stop logging mail; settings stay, a later activation starts afresh."""
@@ -574,6 +611,25 @@ class ResUsers(models.Model):
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+
+    def _mailbox_profile_on_email_tab(self, profile):
+        """The preferences action ``profile``, opening on the Email tab."""
+        view = self.env.ref("cats_mail_sync.res_users_view_form_preferences_email")
+        return dict(profile, res_id=self.id, views=[(view.id, "form")], view_id=view.id)
+
+    def _mailbox_notify(self, message, kind="success"):
+        """A notification, then the profile again on its Email tab (the preferences dialog
+        is reopened; the "My Profile" page reloads)."""
+        profile = self.env["res.users"].action_get()
+        if profile.get("target") == "new" and self == self.env.user:
+            following = self._mailbox_profile_on_email_tab(profile)
+        else:
+            following = {"type": "ir.actions.client", "tag": "soft_reload"}
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"type": kind, "message": message, "next": following},
+        }
 
     def _mailbox_check_access(self):
         """The user in sudo, if the current user may manage this mailbox."""

@@ -64,10 +64,11 @@ class TestSetup(MailboxCase):
             (setup.smtp_host, setup.smtp_port, setup.smtp_security), ("localhost", self.smtp.ssl_port, "ssl")
         )
         self.assertEqual(setup.login, ANNA)
-        self.assertIn("DNS service records (SRV)", setup.detection_log)
+        # In plain words first; the technical outcome follows, small.
+        self.assertIn("Mail servers your domain announces:</b> Found IMAP", setup.detection_log)
+        self.assertIn("A settings file of your domain:</b> nothing found here", setup.detection_log)
         self.assertIn(
-            "Your domain's autoconfig:</b> autoconfig.recruit.example.test has no address",
-            setup.detection_log,
+            "(Your domain's autoconfig: autoconfig.recruit.example.test has no address", setup.detection_log
         )
         self.assertTrue(setup.needs_confirmation, "localhost is outside recruit.example.test")
         with self.assertRaisesRegex(UserError, "outside your domain"):
@@ -150,6 +151,125 @@ class TestSetup(MailboxCase):
         self.assertEqual(self.anna.mailbox_smtp_port, self.smtp.ssl_port)
         self.assertEqual(self.saved_password(self.anna), "new-Secret")
         self.assertFalse(setup.password, "the assistant forgets the password once saved")
+
+    def manual_setup(self, user, email, **values):
+        settings = {
+            "step": "settings",
+            "login": email,
+            "password": PASSWORDS.get(email, TESS_PASSWORD),
+            "imap_host": "localhost",
+            "imap_port": self.dovecot.ssl_port,
+        }
+        return self.setup_for(user, **dict(settings, email=email, **values))
+
+    def test_back_and_another_address_leave_no_stale_settings(self):
+        setup = self.setup_for(self.anna)
+        setup.action_detect()
+        self.assertEqual(setup.imap_host, "localhost")
+        setup.password = PASSWORDS[ANNA]
+        setup.action_back()
+        self.assertEqual(setup.step, "provider")
+        self.assertEqual(
+            (setup.imap_host, setup.smtp_host, setup.login, setup.detection_log, setup.test_result),
+            (False, False, False, False, False),
+        )
+        self.assertEqual((setup.imap_port, setup.smtp_port), (993, 465))
+        self.assertFalse(self.env["cats_mail_sync.secret"]._has(setup, "cats_password"))
+        # Found nothing for another address: nothing of the earlier one is shown.
+        setup.write({"email": "nobody@unknown.example.test", "smtp_host": "smtp.old.example.test"})
+        setup.action_detect()
+        self.assertEqual(setup.step, "settings")
+        self.assertEqual((setup.imap_host, setup.smtp_host), (False, False))
+
+    def test_save_asks_before_it_stops_an_active_mailbox(self):
+        self.anna.action_mailbox_activate()
+        same = self.manual_setup(self.anna, ANNA, smtp_host="localhost", smtp_port=self.smtp.ssl_port)
+        self.assertFalse(same.stops_logging)
+        action = same.with_user(self.anna).action_save()
+        self.assertEqual(self.anna.mailbox_state, "active")
+        self.assertIn("goes on logging", action["params"]["message"])
+
+        other = self.manual_setup(self.anna, ANNA, imap_host="127.0.0.1")
+        self.assertTrue(other.stops_logging)
+        with self.assertRaisesRegex(UserError, "Stop logging the current mailbox"):
+            other.action_save()
+        self.assertEqual(self.anna.mailbox_state, "active")
+        self.assertEqual(self.anna.mailbox_imap_host, "localhost")
+        other.stop_logging_confirmed = True
+        action = other.action_save()
+        self.assertEqual(self.anna.mailbox_state, "inactive")
+        self.assertIn("Now click Activate", action["params"]["message"])
+
+    def test_the_user_s_email_changes_only_when_chosen(self):
+        tess = new_test_user(self.env, login="tess", email="tess@old.example.test", groups="base.group_user")
+        setup = self.manual_setup(tess, TESS)
+        self.assertFalse(setup.set_user_email, "a user with an email keeps it unless they choose")
+        setup.action_save()
+        self.assertEqual((tess.email, tess.mailbox_email), ("tess@old.example.test", TESS))
+        setup = self.manual_setup(tess, TESS, set_user_email=True)
+        setup.action_save()
+        self.assertEqual(tess.email, TESS)
+
+        nomail = new_test_user(self.env, login="nomail", groups="base.group_user")
+        nomail.email = False
+        setup = self.manual_setup(nomail, "nomail@recruit.example.test")
+        self.assertTrue(setup.set_user_email, "a user without an email gets this one")
+
+    def test_save_says_what_next_and_reopens_the_email_tab_and_activate_confirms(self):
+        setup = self.manual_setup(self.anna, ANNA, password=PASSWORDS[ANNA])
+        self.assertFalse(setup.tested)
+        setup.action_test()
+        self.assertTrue(setup.tested)
+        setup.imap_port = self.dovecot.ssl_port + 0  # written again, same value
+        setup.write({"imap_security": "ssl"})
+        self.assertFalse(setup.tested, "changed settings are tested again")
+        action = setup.with_user(self.anna).action_save()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertIn("Now click Activate", action["params"]["message"])
+        following = action["params"]["next"]
+        view = self.env.ref("cats_mail_sync.res_users_view_form_preferences_email")
+        self.assertEqual((following["res_id"], following["views"]), (self.anna.id, [(view.id, "form")]))
+        # The recruiter's own mailbox fields are in it, on the tab it opens on.
+        arch = self.env["res.users"].with_user(self.anna).get_view(view.id)["arch"]
+        self.assertIn('name="cats_mail_sync" autofocus="autofocus"', arch)
+        self.assertIn('name="mailbox_imap_host"', arch)
+
+        done = self.anna.with_user(self.anna).action_mailbox_activate()
+        self.assertEqual(done["tag"], "display_notification")
+        self.assertIn("Your mailbox is active", done["params"]["message"])
+        self.assertEqual(done["params"]["next"]["res_id"], self.anna.id)
+        # An administrator activating Anna's mailbox is not sent to a Preferences dialog of hers.
+        admin = self.env.ref("base.user_admin")
+        done = self.anna.with_user(admin).action_mailbox_activate()
+        self.assertEqual(done["params"]["next"], {"type": "ir.actions.client", "tag": "soft_reload"})
+
+    def test_an_unconfirmed_address_can_be_sent_its_confirmation_again(self):
+        anna = self.anna.with_user(self.anna)
+        anna.action_mailbox_activate()
+        self.assertFalse(self.anna.mailbox_email_confirmed)
+        mails = self.env["mail.mail"].search([("email_to", "=", ANNA)])
+        action = anna.action_mailbox_confirm_again()
+        self.assertIn("A confirmation mail is on its way", action["params"]["message"])
+        again = self.env["mail.mail"].search([("email_to", "=", ANNA)]) - mails
+        self.assertEqual(len(again), 1)
+        self.assertIn(again.message_id[len("<cats-mail-sync-confirm.") :].split("@")[0], again.message_id)
+        with self.assertRaises(AccessError):
+            self.anna.with_user(self.bert).action_mailbox_confirm_again()
+
+    def test_sign_in_is_offered_only_once_set_up(self):
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("google_gmail_client_id", False)
+        setup = self.setup_for(self.anna, provider="gmail")
+        self.assertFalse(setup.sign_in_with)
+        self.assertIn("App passwords", setup.provider_note)
+        self.assertNotIn("Sign in", setup.provider_note)
+        setup.provider = "office365"
+        self.assertFalse(setup.sign_in_with)
+        self.assertIn("ask your administrator", setup.provider_note)
+        params.set_param("google_gmail_client_id", "id")
+        params.set_param("google_gmail_client_secret", "secret")
+        setup = self.setup_for(self.anna, provider="gmail")
+        self.assertEqual(setup.sign_in_with, "google")
 
     def test_the_saved_password_of_another_user_cannot_be_borrowed(self):
         with self.assertRaises(AccessError):

@@ -6,12 +6,34 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..mailbox_client import connection, discovery, errors
+from ..mailbox_client.errors import _lt
 from ..mailbox_client.reader import MailboxReader
 from ..models.cats_mail_sync_secret import place
 from ..models.cats_mail_sync_sign_in import SIGN_IN_PROVIDERS
 from ..models.cats_mail_sync_token import PROVIDERS as SIGN_IN_LABELS
 from ..models.res_users import HISTORY, SECURITY
 
+DEFAULT_PORTS = {"imap": 993, "smtp": 465}
+# Where the settings were looked for, in a recruiter's words (the technical names stay, small).
+PLAIN_SOURCES = {
+    "address": _lt("Your address"),
+    "preset": _lt("The known settings of your provider"),
+    "autoconfig": _lt("A settings file of your domain"),
+    "well-known": _lt("Your domain's website"),
+    "srv": _lt("Mail servers your domain announces"),
+    "ispdb": _lt("Thunderbird's list of mail providers"),
+    "mx": _lt("The server that receives your domain's mail"),
+}
+TESTED_FIELDS = {
+    "login",
+    "password",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+}
 # Ports that belong to the other security choice: a likely mix-up.
 WRONG_PORTS = {
     ("imap", "ssl"): {143},
@@ -71,6 +93,18 @@ class CatsMailSyncSetup(models.TransientModel):
     signed_in = fields.Selection(SIGN_IN_LABELS, "Signed in with", readonly=True)
     signing_in = fields.Selection(SIGN_IN_LABELS, "Signing in with", readonly=True)
     oauth_nonce_digest = fields.Char("Sign-in check", readonly=True)
+    tested = fields.Boolean("Connection tested", readonly=True)
+    current_email = fields.Char(related="user_id.email", string="Your email in Odoo")
+    set_user_email = fields.Boolean(
+        "Use it as my email in Odoo",
+        compute="_compute_set_user_email",
+        store=True,
+        readonly=False,
+        help="Also make this address your email in Odoo (your Work Email): mail you send from Odoo then "
+        "leaves through this mailbox. Left unticked, your email in Odoo stays as it is.",
+    )
+    stops_logging = fields.Boolean("Stops logging the current mailbox", compute="_compute_stops_logging")
+    stop_logging_confirmed = fields.Boolean("Stop logging the current mailbox")
 
     def _compute_display_name(self):
         self.display_name = self.env._("Configure your mailbox")
@@ -92,6 +126,9 @@ class CatsMailSyncSetup(models.TransientModel):
     def write(self, vals):
         if "user_id" in vals:
             raise UserError(self.env._("An assistant configures one mailbox; open a new one for another."))
+        if TESTED_FIELDS & set(vals) and "tested" not in vals:
+            # Other settings than those tested: Test connection leads again.
+            vals = dict(vals, tested=False)
         return super().write(vals)
 
     def _compute_password(self):
@@ -117,16 +154,46 @@ class CatsMailSyncSetup(models.TransientModel):
             """
         )
 
-    @api.depends("provider")
-    def _compute_sign_in_with(self):
+    @api.depends("user_id")
+    def _compute_set_user_email(self):
         for setup in self:
-            setup.sign_in_with = SIGN_IN_PROVIDERS.get(setup.provider, False)
+            # Only a user without an email gets this one without asking.
+            setup.set_user_email = not setup.user_id.email
+
+    @api.depends("user_id", "login", "imap_host", "signed_in")
+    def _compute_stops_logging(self):
+        for setup in self:
+            user = setup.user_id.sudo()
+            same_mailbox = (setup.login or "").lower() == (user.mailbox_login or "").lower() and (
+                setup.imap_host or ""
+            ).lower().rstrip(".") == (user.mailbox_imap_host or "").lower().rstrip(".")
+            setup.stops_logging = user.mailbox_state in ("active", "error") and not same_mailbox
 
     @api.depends("provider")
+    def _compute_sign_in_with(self):
+        sign_in = self.env["cats_mail_sync.sign_in"]
+        for setup in self:
+            code = SIGN_IN_PROVIDERS.get(setup.provider, False)
+            # Signing in is offered only once an administrator set it up in Settings.
+            setup.sign_in_with = code if code and sign_in._is_set_up(code) else False
+
+    @api.depends("provider", "sign_in_with")
     def _compute_provider_note(self):
         for setup in self:
-            note = discovery.PROVIDERS[setup.provider].note if setup.provider else None
-            setup.provider_note = self.env._(note) if note else False
+            if setup.provider == "gmail" and not setup.sign_in_with:
+                setup.provider_note = self.env._(
+                    "Gmail needs an app password: create one under Google Account → Security → 2-Step "
+                    "Verification → App passwords, and type it below instead of your Google password."
+                )
+            elif setup.provider in SIGN_IN_PROVIDERS and not setup.sign_in_with:
+                setup.provider_note = self.env._(
+                    "Microsoft no longer accepts passwords over IMAP for Outlook.com and Microsoft 365 "
+                    "mailboxes, and signing in with Microsoft is not set up in this Odoo yet: ask your "
+                    "administrator to enter its client id and secret in Settings."
+                )
+            else:
+                note = discovery.PROVIDERS[setup.provider].note if setup.provider else None
+                setup.provider_note = self.env._(note) if note else False
 
     @api.constrains("imap_port", "imap_security", "smtp_port", "smtp_security")
     def _check_ports(self):
@@ -158,11 +225,7 @@ class CatsMailSyncSetup(models.TransientModel):
         self.ensure_one()
         self.env["cats_mail_sync.connector"]._count_try()
         detection = discovery.discover(self.email, self.provider, **self._discovery_options())
-        steps = Markup("").join(
-            Markup("<li><b>%s:</b> %s</li>")
-            % (self.env._(discovery.SOURCES[step.source]), self.env._(step.message, **step.params))
-            for step in detection.steps
-        )
+        steps = Markup("").join(self._plain_step(step) for step in detection.steps)
         verdict = (
             self.env._("Settings found: check them, type your password and test the connection.")
             if detection.found
@@ -180,15 +243,15 @@ class CatsMailSyncSetup(models.TransientModel):
             "step": "detected" if detection.found else "settings",
         }
         for kind in ("imap", "smtp"):
+            # What was not found is empty: no server of an earlier address or attempt stays.
             server = getattr(detection, kind)
-            if server:
-                values.update(
-                    {
-                        f"{kind}_host": server.host,
-                        f"{kind}_port": server.port,
-                        f"{kind}_security": server.security,
-                    }
-                )
+            values.update(
+                {
+                    f"{kind}_host": server.host if server else False,
+                    f"{kind}_port": server.port if server else DEFAULT_PORTS[kind],
+                    f"{kind}_security": server.security if server else "ssl",
+                }
+            )
         self.write(values)
         return self._reopen()
 
@@ -241,8 +304,25 @@ class CatsMailSyncSetup(models.TransientModel):
         return self._reopen()
 
     def action_back(self):
+        """Back to the address and provider: what was detected, tested or typed for those
+        servers goes (nothing stale is shown or used for the next address)."""
         self.ensure_one()
-        self.step = "provider"
+        self.env["cats_mail_sync.secret"]._put(self, "cats_password", False)
+        self.write(
+            {
+                "step": "provider",
+                "signed_in": False,
+                "detection_log": False,
+                "needs_confirmation": False,
+                "confirmed": False,
+                "test_result": False,
+                "tested": False,
+                "login": False,
+                **{f"{kind}_host": False for kind in ("imap", "smtp")},
+                **{f"{kind}_port": port for kind, port in DEFAULT_PORTS.items()},
+                **{f"{kind}_security": "ssl" for kind in ("imap", "smtp")},
+            }
+        )
         return self._reopen()
 
     def action_test(self):
@@ -260,6 +340,7 @@ class CatsMailSyncSetup(models.TransientModel):
         results = [self._test_imap()]
         if self.smtp_host:
             results.append(self._test_smtp())
+        self.tested = all(ok for ok, _text in results)
         self.test_result = Markup("").join(
             Markup('<p class="%s">%s</p>') % ("text-success" if ok else "text-danger", text)
             for ok, text in results
@@ -278,8 +359,15 @@ class CatsMailSyncSetup(models.TransientModel):
         self._credentials("imap", check_only=True)
         if self.smtp_host:
             self._credentials("smtp", check_only=True)
+        if self.stops_logging and not self.stop_logging_confirmed:
+            raise UserError(
+                self.env._(
+                    "Your mailbox is logging mail. These settings point to another mailbox: saving stops "
+                    'logging until you activate it. Tick "Stop logging the current mailbox" to go on, or '
+                    "cancel."
+                )
+            )
         values = {
-            "email": self.email,
             "mailbox_email": self.email,
             "mailbox_login": self.login,
             "mailbox_imap_host": self.imap_host,
@@ -294,6 +382,8 @@ class CatsMailSyncSetup(models.TransientModel):
         store = self.env["cats_mail_sync.secret"]
         if not self.signed_in and store._has(self, "cats_password"):
             values["mailbox_password"] = self._password()
+        if self.set_user_email:
+            values["email"] = self.email
         user = self.user_id._mailbox_check_access()
         user.write(values)
         store._put(self, "cats_password", False)
@@ -301,14 +391,39 @@ class CatsMailSyncSetup(models.TransientModel):
         # Preferences open in a dialog, which this assistant replaced: open it again
         # (also over the page the assistant is back from signing in). The hr "My
         # Profile" page is still there and reloads on close.
-        profile = dict(self.env["res.users"].action_get(), res_id=self.env.uid)
+        profile = self.env["res.users"].action_get()
         if profile.get("target") == "new" or self.signed_in:
-            return profile
-        return {"type": "ir.actions.act_window_close"}
+            profile = self.env.user._mailbox_profile_on_email_tab(profile)
+        else:
+            profile = {"type": "ir.actions.act_window_close"}
+        if user.mailbox_state == "active":
+            message = self.env._("Settings saved. Your mailbox goes on logging mail.")
+        else:
+            message = self.env._("Settings saved. Now click Activate to start logging your mail.")
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"type": "success", "message": message, "sticky": False, "next": profile},
+        }
 
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+
+    def _plain_step(self, step):
+        """One place looked at, in plain words: what it is and whether settings were found there;
+        the technical outcome follows, small, for whoever helps the recruiter."""
+        outcome = self.env._(step.message, **step.params)
+        technical = self.env._(discovery.SOURCES[step.source])
+        if step.message.startswith("Found"):
+            said, detail = outcome, technical
+        else:
+            said, detail = self.env._("nothing found here"), f"{technical}: {outcome}"
+        return Markup('<li><b>%s:</b> %s <small class="text-muted">(%s)</small></li>') % (
+            self.env._(PLAIN_SOURCES.get(step.source, discovery.SOURCES[step.source])),
+            said,
+            detail,
+        )
 
     def _discovery_options(self):
         """Keyword arguments of :func:`discovery.discover` (tests point them at local servers)."""

@@ -1,0 +1,224 @@
+from odoo import fields
+from odoo.exceptions import AccessError
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from odoo.addons.mail.tools.discuss import Store
+
+from .common import ANNA, BERT, MailboxCase, make_mail
+
+PDF = b"%PDF-1.4 cv of Carla"
+
+
+@tagged("post_install", "-at_install")
+class TestRemoval(MailboxCase):
+    """A logged mail removed from a record goes, with its files, and never comes back there."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.manager = new_test_user(
+            cls.env,
+            login="maria",
+            groups="base.group_user,hr_recruitment.group_hr_recruitment_manager",
+        )
+        cls.employee = new_test_user(cls.env, login="eddy", groups="base.group_user")
+        cls.anna.action_mailbox_activate()
+
+    def log_cv(self, message_id="<cv@example.com>"):
+        mail = make_mail(
+            "Carla Candidate <carla.candidate@example.com>",
+            ANNA,
+            subject="My CV",
+            message_id=message_id,
+            attachments=[("cv.pdf", PDF, "application", "pdf")],
+        )
+        self.deliver(self.anna, mail)
+        self.assertEqual(self.sync(self.anna), 1)
+        message = self.logged(self.candidate, message_id)
+        self.assertEqual(len(message), 1)
+        return message
+
+    def test_owner_removes_a_mail_with_its_files_and_the_removal_is_recorded_without_content(self):
+        message = self.log_cv()
+        files = message.attachment_ids
+        self.assertTrue(files)
+
+        message.with_user(self.anna).action_mailbox_remove()
+
+        self.assertFalse(message.exists())
+        self.assertFalse(files.exists())
+        self.assertFalse(self.logged(self.candidate, "<cv@example.com>"))
+        # Only from the record it was removed from: the application keeps its copy.
+        self.assertEqual(len(self.logged(self.application, "<cv@example.com>")), 1)
+        removal = self.env["cats_mail_sync.removal"].search([("message_id", "=", "<cv@example.com>")])
+        self.assertEqual(len(removal), 1)
+        self.assertEqual(
+            (removal.model, removal.res_id, removal.removed_by_id, removal.mailbox_user_id),
+            ("hr.candidate", self.candidate.id, self.anna, self.anna),
+        )
+        self.assertTrue(removal.removed_at)
+        kept = removal.read()[0]
+        self.assertNotIn("My CV", str(kept))
+        self.assertNotIn("carla", str(kept).lower())
+        # The owner sees the removal; a colleague does not.
+        self.assertEqual(removal.with_user(self.anna).search([]), removal)
+        self.assertFalse(removal.with_user(self.bert).search([]))
+
+    def test_a_recruitment_manager_removes_mail_of_any_mailbox(self):
+        message = self.log_cv()
+        message.with_user(self.manager).action_mailbox_remove()
+        self.assertFalse(message.exists())
+        removal = self.env["cats_mail_sync.removal"].search([("message_id", "=", "<cv@example.com>")])
+        self.assertEqual(removal.removed_by_id, self.manager)
+        self.assertEqual(removal.with_user(self.manager).search([]), removal)
+
+    def test_other_users_cannot_remove_it(self):
+        message = self.log_cv()
+        for other in (self.bert, self.employee):
+            with self.subTest(other.login), self.assertRaises(AccessError):
+                message.with_user(other).action_mailbox_remove()
+        with self.assertRaises(AccessError):
+            self.env["cats_mail_sync.removal"].with_user(self.bert)._remove(message.with_user(self.bert))
+        self.assertTrue(message.exists())
+        self.assertTrue(message.attachment_ids.exists())
+        self.assertFalse(self.env["cats_mail_sync.removal"].search([]))
+        # Nor can anybody write the list of removals by hand.
+        with self.assertRaises(AccessError):
+            self.env["cats_mail_sync.removal"].with_user(self.anna).create(
+                {
+                    "message_id": "<other@x>",
+                    "model": "hr.candidate",
+                    "res_id": self.candidate.id,
+                    "removed_by_id": self.anna.id,
+                }
+            )
+
+    def test_a_file_another_message_uses_is_kept(self):
+        message = self.log_cv()
+        cv = message.attachment_ids
+        reply = self.candidate.message_post(body="Forwarding the CV", attachment_ids=cv.ids)
+        self.assertEqual(reply.attachment_ids, cv)
+
+        message.with_user(self.anna).action_mailbox_remove()
+
+        self.assertFalse(message.exists())
+        self.assertTrue(cv.exists())
+
+    def test_never_logged_again_after_a_rescan(self):
+        message = self.log_cv()
+        message.with_user(self.anna).action_mailbox_remove()
+        # The mailbox is read again from its first mail (as after a folder rebuilt on the server).
+        self.anna.mailbox_folder_ids.sudo().write({"last_uid": 0})
+
+        self.sync(self.anna)
+
+        self.assertFalse(self.logged(self.candidate, "<cv@example.com>"))
+        self.assertEqual(len(self.logged(self.application, "<cv@example.com>")), 1)
+
+    def test_never_logged_again_from_another_mailbox_s_copy(self):
+        message = self.log_cv()
+        message.with_user(self.anna).action_mailbox_remove()
+        self.bert.action_mailbox_activate()
+        copy = make_mail(
+            "carla.candidate@example.com", [ANNA, BERT], subject="My CV", message_id="<cv@example.com>"
+        )
+        self.deliver(self.bert, copy)
+
+        self.sync(self.bert)
+
+        self.assertFalse(self.logged(self.candidate, "<cv@example.com>"))
+        # Another mail of the same candidate is still logged.
+        self.deliver(self.bert, make_mail("carla.candidate@example.com", BERT, message_id="<new@x>"))
+        self.sync(self.bert)
+        self.assertEqual(len(self.logged(self.candidate, "<new@x>")), 1)
+
+    def test_the_logged_mail_list_shows_a_recruiter_their_mailbox_and_a_manager_every_one(self):
+        self.log_cv()
+        self.bert.action_mailbox_activate()
+        self.deliver(self.bert, make_mail("carla.candidate@example.com", BERT, message_id="<bert@x>"))
+        self.sync(self.bert)
+        messages = self.env["mail.message"]
+
+        def listed(user):
+            action = user.with_user(user).action_mailbox_logged()
+            return messages.with_user(user).search(action["domain"]).mapped("message_id")
+
+        self.assertEqual(set(listed(self.anna)), {"<cv@example.com>"})
+        self.assertEqual(set(listed(self.bert)), {"<bert@x>"})
+        self.manager.write(self.settings_for("maria@recruit.example.test"))
+        self.assertEqual(set(listed(self.manager)), {"<cv@example.com>", "<bert@x>"})
+        with self.assertRaises(AccessError):
+            self.anna.with_user(self.bert).action_mailbox_logged()
+
+        row = messages.with_user(self.anna).search_read(
+            [("message_id", "=", "<cv@example.com>"), ("model", "=", "hr.candidate")],
+            ["date", "email_from", "mailbox_to", "subject", "record_name", "mailbox_attachment_count"],
+        )[0]
+        self.assertEqual(row["subject"], "My CV")
+        self.assertEqual(row["mailbox_to"], ANNA)
+        self.assertEqual(row["record_name"], "Carla Candidate")
+        self.assertEqual(row["mailbox_attachment_count"], 1)
+        action = (
+            messages.with_user(self.anna)
+            .browse(self.logged(self.candidate, "<cv@example.com>").id)
+            .action_mailbox_open_record()
+        )
+        self.assertEqual((action["res_model"], action["res_id"]), ("hr.candidate", self.candidate.id))
+
+    def test_the_chatter_says_whose_mailbox_in_the_viewer_s_language(self):
+        self.env["res.lang"]._activate_lang("nl_NL")
+        self.env["ir.module.module"]._load_module_terms(["cats_mail_sync"], ["nl_NL"], overwrite=True)
+        message = self.log_cv()
+        self.bert.lang = "nl_NL"
+        for viewer, expected in (
+            (self.anna, f"Logged from the mailbox of {self.anna.name}"),
+            (self.bert, f"Vastgelegd uit de mailbox van {self.anna.name}"),
+        ):
+            store = Store()
+            message.with_user(viewer).with_context(lang=viewer.lang)._to_store(store)
+            data = store.get_result()["mail.message"][0]
+            self.assertEqual(data["cats_mailbox_line"], expected, viewer.login)
+
+
+@tagged("post_install", "-at_install")
+class TestRemovalTour(HttpCase):
+    """In the browser, as a recruiter without admin rights: her logged mail, and one removed."""
+
+    def test_recruiter_sees_her_logged_mail_and_removes_one(self):
+        tess = new_test_user(
+            self.env,
+            login="tess",
+            tz="Europe/Amsterdam",  # the Preferences form requires one before any button
+            password="tess-odoo-password",
+            email="tess@recruit.example.test",
+            groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
+        )
+        tess.write(
+            {
+                "mailbox_email": "tess@recruit.example.test",
+                "mailbox_login": "tess@recruit.example.test",
+                "mailbox_password": "x",
+                "mailbox_imap_host": "imap.recruit.example.test",
+            }
+        )
+        now = fields.Datetime.now()
+        tess.sudo()._mailbox_set_state("active", mailbox_activated_at=now, mailbox_last_sync_at=now)
+        candidate = self.env["hr.candidate"].create(
+            {"partner_name": "Carla", "email_from": "carla@example.com"}
+        )
+        logger = self.env["cats_mail_sync.logger"]
+        for subject, message_id in (
+            ("Private matter", "<private@x>"),
+            ("Interview on Tuesday", "<tuesday@x>"),
+        ):
+            mail = make_mail("carla@example.com", "tess@recruit.example.test", subject, message_id=message_id)
+            logger._log(tess, [(mail.as_bytes(), {candidate: set()}, candidate.partner_id)])
+        self.assertEqual(len(candidate.message_ids.filtered("mailbox_user_id")), 2)
+
+        self.start_tour("/odoo", "cats_mail_sync_logged_mail_tour", login="tess", timeout=120)
+
+        self.assertEqual(
+            candidate.message_ids.filtered("mailbox_user_id").mapped("subject"), ["Interview on Tuesday"]
+        )
+        removal = self.env["cats_mail_sync.removal"].search([("message_id", "=", "<private@x>")])
+        self.assertEqual((removal.removed_by_id, removal.res_id), (tess, candidate.id))

@@ -1,0 +1,67 @@
+import datetime
+
+from lxml import etree
+
+from odoo.tests import TransactionCase, new_test_user, tagged
+
+
+@tagged("post_install", "-at_install")
+class TestScreens(TransactionCase):
+    """What the screens show, in the user's own words and formats."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["res.lang"]._activate_lang("nl_NL")
+        cls.env["ir.module.module"]._load_module_terms(["cats_mail_sync"], ["nl_NL"], overwrite=True)
+        cls.recruiter = new_test_user(
+            cls.env, login="rita", tz="Europe/Amsterdam", lang="nl_NL", groups="base.group_user"
+        )
+        cls.sync_run = cls.env["cats_mail_sync.run"].create(
+            {
+                "user_id": cls.recruiter.id,
+                "started_at": datetime.datetime(2026, 12, 5, 8, 30),
+                "folders": "INBOX, Verzonden items",
+            }
+        )
+
+    def test_a_run_is_titled_in_the_user_s_date_format_and_says_inbox(self):
+        run = self.sync_run.with_user(self.recruiter).with_context(lang="nl_NL", tz="Europe/Amsterdam")
+        self.assertEqual(run.display_name, "Synchronisatie van 05-12-2026 09:30:00")
+        self.assertEqual(run.folders_label, "Postvak IN, Verzonden items")
+        english = self.sync_run.with_context(lang="en_US", tz="UTC")
+        self.assertEqual(english.display_name, "Synchronization of 12/05/2026 08:30:00")
+        self.assertEqual(english.folders_label, "Inbox, Verzonden items")
+
+    def test_an_unconfigured_profile_claims_nothing_stored(self):
+        view = self.env.ref("base.view_users_form_simple_modif")
+        arch = self.env["res.users"].with_user(self.recruiter).get_view(view.id)["arch"]
+        # The "Stored" placeholder only where something is stored; ports only with a server.
+        stored = arch.split('name="cats_mail_sync_password_stored"')[1][:200]
+        self.assertIn("mailbox_state == 'not_configured'", stored)
+        self.assertNotIn("Stored; type to replace", arch)
+        self.assertIn('invisible="not mailbox_imap_host"', arch)
+        self.assertIn("action_mailbox_confirm_again", arch)
+        self.assertEqual(self.recruiter.mailbox_state, "not_configured")
+
+    def test_settings_show_what_to_register_without_custom_email_servers(self):
+        arch = etree.fromstring(self.env["res.config.settings"].get_view()["arch"])
+        [block] = arch.xpath("//setting[@id='cats_mail_sync_sign_in']")
+        hidden = [e.get("invisible") for e in block.iterancestors() if e.get("invisible")]
+        self.assertFalse([cond for cond in hidden if "external_email_server_default" in cond])
+        names = [field.get("name") for field in block.iter("field")]
+        self.assertEqual(
+            names,
+            [
+                "cats_mail_sync_redirect_uri",
+                "cats_mail_sync_microsoft_scopes",
+                "cats_mail_sync_microsoft_tenant",
+                "cats_mail_sync_google_scopes",
+            ],
+        )
+        # Each value on its own labelled row: nothing drawn over another.
+        for field in block.iter("field"):
+            row = field.getparent()
+            self.assertIn("row", row.get("class"))
+            self.assertEqual(len(row.xpath("./field")), 1)
+            self.assertEqual(len(row.xpath("./label")), 1)

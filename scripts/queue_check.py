@@ -7,7 +7,8 @@ activated; then an Odoo server with workers, queue_job loaded server-wide and it
 (the README's [queue_job] section), and the scheduled action triggered. Its cron worker queues a
 job per mailbox; the job runner has them run by the HTTP workers, through /queue_job/runjob.
 Then the stranger is made a candidate: that asks for a run at once, whose jobs look back in each
-mailbox for the stranger's earlier mail. Prints what it checked and "N passed, N failed"; exits non-zero on a failure.
+mailbox for the stranger's earlier mail. Prints what it checked and "N passed, N failed"; exits
+non-zero on a failure.
 """
 
 import signal

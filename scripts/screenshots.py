@@ -200,6 +200,8 @@ def set_lang(registry, login, lang):
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         env["res.users"].search([("login", "=", login)]).lang = lang
+    # The server caches each user's context (their language): tell it, as a request would.
+    registry.signal_changes()
 
 
 def log_in(browser, base, login, password):

@@ -241,6 +241,12 @@ def admin_screens(browser, base, out, lang, candidate_id):
         ".o_list_view .o_data_row.text-danger td.o_data_cell", ".o_form_view .o_field_widget[name=error]"
     )
     browser.shot(out / f"sync-log-run-admin-{lang}.png")
+    browser.evaluate("history.back()")
+    browser.click(
+        ".o_list_view .o_data_row:last-child td.o_data_cell",
+        ".o_form_view .o_field_widget[name=logged_message_ids]",
+    )
+    browser.shot(out / f"sync-log-run-logged-admin-{lang}.png")
     browser.go(f"{base}/odoo/settings", ".o_setting_container, .settings")
     browser.evaluate("document.querySelector('#cats_mail_sync_sign_in')?.scrollIntoView({block: 'center'})")
     time.sleep(0.5)

@@ -122,7 +122,7 @@ class CatsMailSyncLogger(models.AbstractModel):
         naming the attachments left out. A mail that cannot be logged as Odoo reads it is logged
         in its safest form (cleaned headers, the original attached); one that cannot be logged at
         all is skipped. Returns ``(number logged, number of them without their attachments,
-        [(values, reason) skipped])``.
+        [(values, reason) skipped], [ids of the messages posted])``.
         """
         parsed = []
         for mail, records, author in mails:
@@ -142,7 +142,7 @@ class CatsMailSyncLogger(models.AbstractModel):
         already |= self.env["cats_mail_sync.removal"]._removed(
             [values["message_id"] for values, _raw, _records, _author in parsed]
         )
-        logged, shortened, skipped = 0, 0, []
+        logged, shortened, skipped, posted = 0, 0, [], []
         for values, raw, records, author in parsed:
             targets = [r for r in records if (r._name, r.id, values["message_id"]) not in already]
             if not targets:
@@ -152,8 +152,10 @@ class CatsMailSyncLogger(models.AbstractModel):
                 try:
                     with self.env.cr.savepoint():
                         form = self._safest(raw, values) if safest else values
-                        for record in targets:
-                            self._post(record, form, author, user, records[record])
+                        messages = [
+                            self._post(record, form, author, user, records[record]) for record in targets
+                        ]
+                    posted += [message.id for message in messages]
                     break
                 except psycopg2.errors.UniqueViolation:
                     # Another mailbox logged it on these records at this very moment: it is there, once.
@@ -168,7 +170,7 @@ class CatsMailSyncLogger(models.AbstractModel):
             already.update((r._name, r.id, values["message_id"]) for r in targets)
             logged += bool(targets)
             shortened += bool(targets and values.get("left_out"))
-        return logged, shortened, skipped
+        return logged, shortened, skipped, posted
 
     @api.model
     def _parse(self, raw):
@@ -230,8 +232,8 @@ class CatsMailSyncLogger(models.AbstractModel):
 
     @api.model
     def _post(self, record, values, author, user, bcc):
-        """Post the mail on ``record``; ``bcc``: the Bcc addresses it matched through, the only
-        Bcc recipients this record may show."""
+        """Post the mail on ``record`` (the message posted); ``bcc``: the Bcc addresses it matched
+        through, the only Bcc recipients this record may show."""
         recipients = [
             (label, value)
             for label, value in (
@@ -272,6 +274,7 @@ class CatsMailSyncLogger(models.AbstractModel):
         )
         # The dossier's copies are as private as the logged mail (see the access rules).
         message.attachment_ids.sudo().write({"mailbox_user_id": user.id})
+        return message
 
 
 def _in_list(addresses, listed):

@@ -40,6 +40,14 @@ class CatsMailSyncRun(models.Model):
         "(the server log has the details).",
     )
     skipped_ids = fields.One2many("cats_mail_sync.skipped", "run_id", "Skipped mails")
+    logged_message_ids = fields.Many2many(
+        "mail.message",
+        "cats_mail_sync_run_message_rel",
+        "run_id",
+        "message_id",
+        "Mails logged by this run",
+        help="One line per record a mail was logged on; a mail removed since is no longer listed.",
+    )
     folders_label = fields.Char("Folders", compute="_compute_folders_label")
 
     @api.depends("started_at")

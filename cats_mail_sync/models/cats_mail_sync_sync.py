@@ -44,6 +44,7 @@ class Tally:
     logged: int = 0
     shortened: int = 0  # mails logged without their attachments (above the size limit)
     skipped: list = field(default_factory=list)  # values of cats_mail_sync.skipped
+    message_ids: list = field(default_factory=list)  # the messages logged, one per record
     problems: list = field(default_factory=list)
     unexpected: bool = False  # a fault in Odoo or in this module stopped the run
     deadline: float | None = None  # time.monotonic() past which no batch starts
@@ -74,6 +75,7 @@ class Tally:
         self.logged += other.logged
         self.shortened += other.shortened
         self.skipped += other.skipped
+        self.message_ids += other.message_ids
 
     def skip(self, folder, message_id, subject, date, reason):
         self.skipped.append(
@@ -318,9 +320,10 @@ class CatsMailSyncSync(models.AbstractModel):
                 )
         if not mails:
             return
-        logged, shortened, skipped = self.env["cats_mail_sync.logger"]._log(user, mails)
+        logged, shortened, skipped, posted = self.env["cats_mail_sync.logger"]._log(user, mails)
         tally.logged += logged
         tally.shortened += shortened
+        tally.message_ids += posted
         for values, reason in skipped:
             tally.skip(folder.name, values["message_id"], values.get("subject"), values.get("date"), reason)
 
@@ -427,6 +430,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 "error": "\n".join(str(problem) for problem in tally.problems) or False,
                 "unexpected": tally.unexpected,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],
+                "logged_message_ids": [fields.Command.set(tally.message_ids)],
             }
         )
 

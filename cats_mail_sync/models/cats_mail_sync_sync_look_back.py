@@ -247,6 +247,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
                 tally.logged_back += done.logged
                 tally.shortened += done.shortened
                 tally.skipped += done.skipped
+                tally.message_ids += done.message_ids
             folder.write({cursor: max(batch), "look_back_uidvalidity": folder.uidvalidity})
             self._commit()
         return True

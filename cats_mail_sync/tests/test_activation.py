@@ -86,6 +86,9 @@ class TestActivation(MailboxCase):
         self.assertEqual(self.anna.mailbox_checks_since_logged, 0)
         run = runs.search([("user_id", "=", self.anna.id)])
         self.assertEqual((len(run), run.looked_at, run.logged), (1, 1, 1))
+        # The run lists what it logged, on each record (the candidate and the application).
+        self.assertEqual(run.logged_message_ids, self.messages_with("<after-idle@x>"))
+        self.assertEqual(set(run.logged_message_ids.mapped("model")), {"hr.candidate", "hr.applicant"})
 
         # A run that looked at mail without logging any is written (it says what it saw), and so is
         # a failed check.

@@ -243,7 +243,7 @@ def admin_screens(browser, base, out, lang, candidate_id):
     browser.shot(out / f"sync-log-run-admin-{lang}.png")
     browser.evaluate("history.back()")
     browser.click(
-        ".o_list_view .o_data_row:last-child td.o_data_cell",
+        ".o_list_view .o_data_row:nth-last-child(1 of .o_data_row) td.o_data_cell",
         ".o_form_view .o_field_widget[name=logged_message_ids]",
     )
     browser.shot(out / f"sync-log-run-logged-admin-{lang}.png")

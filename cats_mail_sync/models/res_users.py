@@ -558,6 +558,8 @@ class ResUsers(models.Model):
         if user.mailbox_state != "active":
             raise UserError(self.env._("Activate the mailbox first."))
         if not user.mailbox_email_confirmed:
+            # Each click mails the address: counted like a connection test, so none can flood it.
+            self.env["cats_mail_sync.connector"]._count_try()
             user._mailbox_send_confirmation()
         return user._mailbox_notify(
             self.env._(

@@ -148,3 +148,33 @@ class CatsMailSyncLookBack(models.Model):
     @api.autovacuum
     def _gc_passed(self):
         self._gc()
+
+
+class CatsMailSyncLookBackSource(models.AbstractModel):
+    """Records whose addresses match mail (candidates, contacts): an address that becomes one
+    that matches (a new record, an address added or changed, a record restored) is looked back for.
+
+    A model that inherits this names the fields its addresses depend on and says which they are.
+    """
+
+    _name = "cats_mail_sync.look_back.source"
+    _description = "Records whose new addresses are looked back for"
+    _look_back_fields = ()
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        self.env["cats_mail_sync.look_back"]._queue(records._look_back_addresses())
+        return records
+
+    def write(self, vals):
+        if not set(self._look_back_fields) & set(vals):
+            return super().write(vals)
+        before = self._look_back_addresses()
+        result = super().write(vals)
+        self.env["cats_mail_sync.look_back"]._queue(self._look_back_addresses() - before)
+        return result
+
+    def _look_back_addresses(self):
+        """The normalized addresses through which these records' mail is matched."""
+        raise NotImplementedError

@@ -1,4 +1,4 @@
-from odoo import api, fields, models
+from odoo import fields, models
 from odoo.tools import SQL, email_normalize_all, sql
 
 # The addresses of a contact's email field when it holds several, as the match has always
@@ -31,7 +31,9 @@ ADDRESSES_INDEX = "res_partner_cats_mail_sync_addresses_index"
 
 
 class ResPartner(models.Model):
-    _inherit = "res.partner"
+    _name = "res.partner"
+    _inherit = ["res.partner", "cats_mail_sync.look_back.source"]
+    _look_back_fields = ("email", "active")
 
     # Mail is matched on contacts' addresses every few minutes: index them.
     email_normalized = fields.Char(index="btree_not_null")
@@ -69,20 +71,6 @@ class ResPartner(models.Model):
                 SQL.identifier(ADDRESSES_FUNCTION),
             )
         )
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        partners = super().create(vals_list)
-        self.env["cats_mail_sync.look_back"]._queue(partners._look_back_addresses())
-        return partners
-
-    def write(self, vals):
-        if not {"email", "active"} & set(vals):
-            return super().write(vals)
-        before = self._look_back_addresses()
-        result = super().write(vals)
-        self.env["cats_mail_sync.look_back"]._queue(self._look_back_addresses() - before)
-        return result
 
     def _look_back_addresses(self):
         """The addresses through which these contacts' mail is matched (a field may hold several)."""

@@ -290,6 +290,11 @@ def recruiter_screens(browser, base, out, lang, dovecot):
     browser.evaluate("document.querySelector('button[name=action_mailbox_activate]').click()")
     browser.wait(".o_field_widget[name=mailbox_state] .badge.text-bg-success")
     browser.shot(out / f"profile-active-recruiter-{lang}.png")
+    browser.click("button[name=action_mailbox_runs]", ".o_list_view")
+    browser.shot(out / f"sync-log-recruiter-{lang}.png")
+    profile(browser, base)
+    browser.click("button[name=action_mailbox_logged]", ".o_list_view")
+    browser.shot(out / f"logged-mail-recruiter-{lang}.png")
     # Leave the Preferences dialog (reopened by Activate) closed, as a recruiter would.
     browser.evaluate("document.querySelector('.modal .btn-close')?.click()")
     browser.wait_gone(".modal .o_form_view")

@@ -3,7 +3,7 @@ import re
 import secrets
 
 from imapclient.exceptions import IMAPClientError
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -533,6 +533,14 @@ class ResUsers(models.Model):
             "view_mode": "list,form",
             "domain": [("user_id", "=", self.id)],
             "context": {"create": False},
+            "help": self._mailbox_empty_help(
+                self.env._("No synchronization to show yet"),
+                self.env._(
+                    "Each synchronization that finds new mail, looks back for new candidates and contacts "
+                    "or meets a problem is written here. Checks that find nothing new are only counted: "
+                    "the profile says when the mailbox was last synchronized."
+                ),
+            ),
         }
 
     def action_mailbox_logged(self):
@@ -549,6 +557,13 @@ class ResUsers(models.Model):
             "search_view_id": [self.env.ref("cats_mail_sync.mail_message_view_search_logged").id],
             "domain": [("mailbox_user_id", "!=" if every else "=", False if every else self.id)],
             "context": {"create": False, "search_default_mine": int(every and self == self.env.user)},
+            "help": self._mailbox_empty_help(
+                self.env._("No mail logged yet"),
+                self.env._(
+                    "Mail sent to or received from a candidate or contact after activation is listed here "
+                    "once it is logged, with the record it is on."
+                ),
+            ),
         }
 
     def action_mailbox_confirm_again(self):
@@ -567,6 +582,11 @@ class ResUsers(models.Model):
                 address=user.mailbox_email,
             )
         )
+
+    @api.model
+    def _mailbox_empty_help(self, title, text):
+        """What a list of this mailbox shows while it is empty."""
+        return Markup('<p class="o_view_nocontent_empty_folder">%s</p><p>%s</p>') % (title, text)
 
     def action_mailbox_deactivate(self):
         """Stop logging mail; settings stay, a later activation starts afresh."""

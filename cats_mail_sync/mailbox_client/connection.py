@@ -19,12 +19,15 @@ Neither ever appears in an error text.
 """
 
 import contextlib
+import functools
 import imaplib
 import ipaddress
+import os
 import re
 import smtplib
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 
 import imapclient
@@ -35,6 +38,8 @@ from . import errors
 SECURITY_MODES = ("ssl", "starttls")
 CONNECT_TIMEOUT = 15
 READ_TIMEOUT = 60
+# A TLS context (and the system trust store it loaded) is made again after this many seconds.
+TRUST_STORE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,19 @@ def xoauth2_string(login, access_token):
 
 
 def tls_context(ca_file=None):
-    """A verifying TLS context: system trust store, plus ``ca_file`` if given."""
+    """A verifying TLS context: system trust store, plus ``ca_file`` if given.
+
+    Loading the trust store takes longer than an idle mailbox's whole check on a near server
+    (about 10 ms), so contexts are shared (a context is safe to use from several threads and is
+    never changed once made): a new one is made when ``ca_file`` changes on disk, and at least
+    hourly, which picks up an updated system trust store.
+    """
+    changed = os.stat(ca_file).st_mtime_ns if ca_file and os.path.exists(ca_file) else None
+    return _tls_context(ca_file, changed, int(time.monotonic() // TRUST_STORE_SECONDS))
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_file, _changed, _hour):
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)

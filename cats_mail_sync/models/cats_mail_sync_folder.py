@@ -16,7 +16,7 @@ class CatsMailSyncFolder(models.Model):
 
     _name = "cats_mail_sync.folder"
     _description = "Synchronized mailbox folder"
-    _order = "user_id, role"
+    _order = "role, id"  # Inbox first; by id, not by user: no join to read a mailbox's folders
 
     user_id = fields.Many2one("res.users", required=True, ondelete="cascade", index=True)
     role = fields.Selection([("inbox", "Inbox"), ("sent", "Sent")], required=True)

@@ -86,20 +86,23 @@ class CatsMailSyncLookBack(models.Model):
     @api.model
     def _pending(self, folder, limit, through=None):
         """The next ``limit`` rows ``folder`` has not looked back for, up to row id ``through`` when
-        given (a step under way): ``[(id, create_date, address)]``."""
-        horizon = self._horizon()
+        given (a step under way): ``[(id, create_date, address)]``.
+
+        Rows not yet visible to every transaction (see ``_horizon``) wait; the horizon is read only
+        when there are rows (an idle check reads none), and rows come in creation order, so those it
+        leaves out are the last ones.
+        """
         self.env.cr.execute(
             SQL(
                 """
                 SELECT id, create_date, address
                   FROM cats_mail_sync_look_back
-                 WHERE (create_date, id) > (%s, %s) %s %s
+                 WHERE (create_date, id) > (%s, %s) %s
                  ORDER BY create_date, id
                  LIMIT %s
                 """,
                 folder.look_back_date,
                 folder.look_back_id,
-                SQL("AND create_date < %s", horizon) if horizon else SQL(),
                 SQL(
                     "AND (create_date, id) <= "
                     "(SELECT create_date, id FROM cats_mail_sync_look_back WHERE id = %s)",
@@ -110,7 +113,9 @@ class CatsMailSyncLookBack(models.Model):
                 limit,
             )
         )
-        return self.env.cr.fetchall()
+        rows = self.env.cr.fetchall()
+        horizon = rows and self._horizon()
+        return [row for row in rows if row[1] < horizon] if horizon else rows
 
     @api.model
     def _users_waiting(self):

@@ -131,10 +131,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 self._recover(error)
                 self._failed(user, error, tally)
             else:
-                checks = 0 if tally.logged else user.mailbox_checks_since_logged + 1
-                user._mailbox_set_state(
-                    "active", mailbox_last_sync_at=fields.Datetime.now(), mailbox_checks_since_logged=checks
-                )
+                self._checked(user, tally)
             self._record(user, tally, started_at, time.monotonic() - started)
             self.env.flush_all()  # a write conflict shows here, not in the caller's commit
             return tally
@@ -152,6 +149,32 @@ class CatsMailSyncSync(models.AbstractModel):
             return tally
         finally:
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, user.id))
+
+    @api.model
+    def _checked(self, user, tally):
+        """Say on the mailbox that it was read without trouble: when, and how many checks since
+        the last one that logged mail.
+
+        A check of a sound mailbox changes only these two columns, written as they are: not
+        through res.users' ``write``, whose overrides (and the write date, which the avatar's
+        address depends on) are for the user's own changes. This runs 144 times a day per mailbox.
+        """
+        checks = 0 if tally.logged else user.mailbox_checks_since_logged + 1
+        now = fields.Datetime.now()
+        sound = user.mailbox_state == "active" and not (
+            user.mailbox_error or user.mailbox_failures or user.mailbox_failing_since or user.mailbox_retry_at
+        )
+        if not sound:
+            # Back to sound: the error goes, the outgoing server follows the state (see _mailbox_set_state).
+            user._mailbox_set_state("active", mailbox_last_sync_at=now, mailbox_checks_since_logged=checks)
+            return
+        names = ["mailbox_last_sync_at", "mailbox_checks_since_logged"]
+        user.flush_recordset(names)
+        self.env.cr.execute(
+            "UPDATE res_users SET mailbox_last_sync_at = %s, mailbox_checks_since_logged = %s WHERE id = %s",
+            [now, checks, user.id],
+        )
+        user.invalidate_recordset(names)
 
     @api.model
     def _sync_folder(self, user, reader, folder, tally):

@@ -14,3 +14,4 @@ from . import test_secret_binding
 from . import test_sign_in
 from . import test_large_mail
 from . import test_look_back
+from . import test_idle_check

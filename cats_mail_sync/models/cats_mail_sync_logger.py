@@ -233,16 +233,8 @@ class CatsMailSyncLogger(models.AbstractModel):
     @api.model
     def _post(self, record, values, author, user, bcc):
         """Post the mail on ``record`` (the message posted); ``bcc``: the Bcc addresses it matched
-        through, the only Bcc recipients this record may show."""
-        recipients = [
-            (label, value)
-            for label, value in (
-                (self.env._("To"), values.get("to")),
-                (self.env._("Cc"), values.get("cc")),
-                (self.env._("Bcc"), ", ".join(sorted(bcc))),
-            )
-            if value
-        ]
+        through, the only Bcc recipients this record may show. The recipients are kept on the
+        message, not in its text: the chatter names them in the reader's language."""
         attachments = list(values.get("attachments", []))
         if values.get("original"):
             # The original file would tell the other Bcc recipients: show only this record's.
@@ -250,16 +242,14 @@ class CatsMailSyncLogger(models.AbstractModel):
             attachments.append(
                 ("original.eml", _with_bcc(original, bcc) if values["bcc_header"] else original, {})
             )
-        header = Markup("").join(Markup("<b>%s:</b> %s<br/>") % (label, value) for label, value in recipients)
-        text = Markup(values.get("body") or "")
+        body = Markup(values.get("body") or "")
         if values.get("left_out"):
-            text = Markup("<p><i>%s</i></p>%s") % (values["left_out"], text)
-        body = Markup("<p>%s</p>%s") % (header, text) if header else text
+            body = Markup("<p><i>%s</i></p>%s") % (values["left_out"], body)
         message = (
             record.sudo()
             .with_context(mail_create_nosubscribe=True, mail_post_autofollow=False)
             .message_post(
-                body=Markup(body or ""),
+                body=body,
                 subject=values.get("subject") or False,
                 message_type="email",
                 subtype_xmlid="mail.mt_note",
@@ -269,7 +259,9 @@ class CatsMailSyncLogger(models.AbstractModel):
                 message_id=values["message_id"],
                 attachments=attachments,
                 mailbox_user_id=user.id,
-                mailbox_to=_clean(values.get("to") or "")[:MAX_HEADER] or False,
+                mailbox_to=_header(values.get("to")),
+                mailbox_cc=_header(values.get("cc")),
+                mailbox_bcc=_header(", ".join(sorted(bcc))),
             )
         )
         # The dossier's copies are as private as the logged mail (see the access rules).
@@ -313,6 +305,11 @@ def _size(size):
 def _clean(text):
     """``text`` without NUL and other control characters (tabs and line ends kept)."""
     return text.translate(CONTROL)
+
+
+def _header(text):
+    """``text`` as a logged message keeps a header: cleaned and cut; False when empty."""
+    return _clean(text or "")[:MAX_HEADER] or False
 
 
 def _with_bcc(raw, bcc):

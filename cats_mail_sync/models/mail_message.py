@@ -13,6 +13,12 @@ class MailMessage(models.Model):
         help="Set on mail that cats_mail_sync logged from this user's mailbox.",
     )
     mailbox_to = fields.Char("Sent to", readonly=True, help="The recipients (To) of a logged mail.")
+    mailbox_cc = fields.Char("Copy to", readonly=True, help="The recipients in copy (Cc) of a logged mail.")
+    mailbox_bcc = fields.Char(
+        "Blind copy to",
+        readonly=True,
+        help="The blind copy (Bcc) recipients a logged mail's record was found through; never any other.",
+    )
     mailbox_attachment_count = fields.Integer(
         "Number of attachments", compute="_compute_mailbox_attachment_count"
     )
@@ -41,8 +47,17 @@ class MailMessage(models.Model):
             # sudo: the name of the mailbox owner of a mail the viewer may read
             owner = message.sudo().mailbox_user_id
             if owner:
+                recipients = [
+                    {"label": label, "value": value}
+                    for label, value in (
+                        (self.env._("To"), message.mailbox_to),
+                        (self.env._("Cc"), message.mailbox_cc),
+                        (self.env._("Bcc"), message.mailbox_bcc),
+                    )
+                    if value
+                ]
                 line = self.env._("Logged from the mailbox of %(name)s", name=owner.name)
-                store.add(message, {"cats_mailbox_line": line})
+                store.add(message, {"cats_mailbox_line": line, "cats_mailbox_recipients": recipients})
 
     def action_mailbox_remove(self):
         """Remove these logged mails from their records; they are never logged there again

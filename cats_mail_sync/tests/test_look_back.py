@@ -190,8 +190,8 @@ class TestLookBack(MailboxCase):
 
         message = self.logged(sam, "<bcc@x>")
         self.assertEqual(len(message), 1)
-        self.assertIn(STRANGER, message.body)
-        self.assertNotIn(STRANGER, self.logged(self.client_contact, "<bcc@x>").body)
+        self.assertEqual(message.mailbox_bcc, STRANGER)
+        self.assertFalse(self.logged(self.client_contact, "<bcc@x>").mailbox_bcc)
         self.assertFalse(self.logged(sam, "<in-bcc@x>"))  # Bcc of received mail matches nothing
 
     def test_hostile_mail_met_by_a_look_back_is_logged_as_the_scan_logs_it(self):

@@ -1,9 +1,13 @@
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
+from odoo.addons.mail.tools.discuss import Store
+
 from .common import ANNA, BERT, MailboxCase, make_mail
 
 PDF = b"%PDF-1.4 offer for Chris"
+CARLA = "carla.candidate@example.com"
+DANA = "dana@applicants.example.org"
 
 
 @tagged("post_install", "-at_install")
@@ -63,40 +67,67 @@ class TestPrivacy(MailboxCase):
         self.assertEqual(len(self.logged(self.candidate, "<cc@x>")), 1)
         self.assertFalse(self.logged(self.colleague_contact))
 
-    def test_bcc_shows_only_on_the_record_it_matched(self):
+    def test_a_mail_blind_copied_to_two_candidates_shows_each_only_its_own_address(self):
+        dana = self.env["hr.candidate"].create({"partner_name": "Dana", "email_from": DANA})
         mail = make_mail(
             ANNA,
             "chris@client.example.com",
-            bcc=["carla.candidate@example.com"],
+            bcc=[CARLA, DANA],
             message_id="<bcc@x>",
             body="Offer",
+            attachments=[("offer.pdf", PDF, "application", "pdf")],
         )
         self.deliver(self.anna, mail, folder="Sent")
         self.assertEqual(self.sync(self.anna), 1)
-        on_chris = self.logged(self.client_contact, "<bcc@x>")
-        on_carla = self.logged(self.candidate, "<bcc@x>")
-        self.assertEqual((len(on_chris), len(on_carla)), (1, 1))
-        self.assertNotIn("carla", on_chris.body.lower())
-        self.assertNotIn("Bcc", on_chris.body)
-        self.assertIn("carla.candidate@example.com", on_carla.body.lower())
+        for record, own in (
+            (self.client_contact, None),
+            (self.candidate, CARLA),
+            (self.application, CARLA),
+            (dana, DANA),
+        ):
+            message = self.logged(record, "<bcc@x>")
+            self.assertEqual(len(message), 1, record)
+            self.assertEqual(message.mailbox_to, "chris@client.example.com")
+            self.assertEqual(message.mailbox_bcc, own or False, record)
+            store = Store()
+            message._to_store(store)
+            lines = store.get_result()["mail.message"][0]["cats_mailbox_recipients"]
+            self.assertEqual(
+                lines,
+                [{"label": "To", "value": "chris@client.example.com"}]
+                + ([{"label": "Bcc", "value": own}] if own else []),
+            )
+            # Neither the text nor a file carries the headers.
+            self.assertEqual(message.attachment_ids.mapped("name"), ["offer.pdf"])
+            for address in (CARLA, DANA):
+                self.assertNotIn(address, message.body.lower(), record)
 
     def test_bcc_stays_out_of_the_original_file_of_other_records(self):
+        dana = self.env["hr.candidate"].create({"partner_name": "Dana", "email_from": DANA})
         raw = (
             b"From: " + ANNA.encode() + b"\r\nTo: chris@client.example.com\r\n"
-            b"Bcc: carla.candidate@example.com\r\nMessage-ID: <broken-bcc@x>\r\nSubject: x\r\n"
+            b"Bcc: " + CARLA.encode() + b", " + DANA.encode() + b"\r\n"
+            b"Message-ID: <broken-bcc@x>\r\nSubject: x\r\n"
             b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
             b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
         )
         logger = self.env["cats_mail_sync.logger"]
         values = logger._safest(raw, {"message_id": "<broken-bcc@x>"})
-        logger._post(self.client_contact, values, self.env["res.partner"], self.anna, set())
-        logger._post(
-            self.candidate, values, self.env["res.partner"], self.anna, {"carla.candidate@example.com"}
-        )
-        chris_file = self.logged(self.client_contact, "<broken-bcc@x>").attachment_ids.raw
-        carla_file = self.logged(self.candidate, "<broken-bcc@x>").attachment_ids.raw
-        self.assertNotIn(b"carla", chris_file)
-        self.assertIn(b"Bcc: carla.candidate@example.com", carla_file)
+        for record, bcc in ((self.client_contact, set()), (self.candidate, {CARLA}), (dana, {DANA})):
+            logger._post(record, values, self.env["res.partner"], self.anna, bcc)
+        for record, own, others in (
+            (self.client_contact, None, [CARLA, DANA]),
+            (self.candidate, CARLA, [DANA]),
+            (dana, DANA, [CARLA]),
+        ):
+            message = self.logged(record, "<broken-bcc@x>")
+            file = message.attachment_ids.raw
+            self.assertEqual(message.mailbox_bcc, own or False, record)
+            for other in others:
+                self.assertNotIn(other.encode(), file, record)
+                self.assertNotIn(other, message.body, record)
+            if own:
+                self.assertIn(b"Bcc: " + own.encode(), file)
 
     def test_exclusion_lists_of_the_administrator_and_the_recruiter(self):
         self.env["ir.config_parameter"].sudo().set_param("cats_mail_sync.excluded", "client.example.com")

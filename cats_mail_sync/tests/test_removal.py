@@ -165,19 +165,22 @@ class TestRemoval(MailboxCase):
         )
         self.assertEqual((action["res_model"], action["res_id"]), ("hr.candidate", self.candidate.id))
 
-    def test_the_chatter_says_whose_mailbox_in_the_viewer_s_language(self):
+    def test_the_chatter_says_whose_mailbox_and_to_whom_in_the_viewer_s_language(self):
         self.env["res.lang"]._activate_lang("nl_NL")
         self.env["ir.module.module"]._load_module_terms(["cats_mail_sync"], ["nl_NL"], overwrite=True)
         message = self.log_cv()
         self.bert.lang = "nl_NL"
-        for viewer, expected in (
-            (self.anna, f"Logged from the mailbox of {self.anna.name}"),
-            (self.bert, f"Vastgelegd uit de mailbox van {self.anna.name}"),
+        for viewer, expected, to in (
+            (self.anna, f"Logged from the mailbox of {self.anna.name}", "To"),
+            (self.bert, f"Vastgelegd uit de mailbox van {self.anna.name}", "Aan"),
         ):
             store = Store()
             message.with_user(viewer).with_context(lang=viewer.lang)._to_store(store)
             data = store.get_result()["mail.message"][0]
             self.assertEqual(data["cats_mailbox_line"], expected, viewer.login)
+            self.assertEqual(data["cats_mailbox_recipients"], [{"label": to, "value": ANNA}], viewer.login)
+        # Not written in the text, where it would stay in the language of whoever logged it.
+        self.assertNotIn(ANNA, message.body)
 
 
 @tagged("post_install", "-at_install")

@@ -42,7 +42,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
 });
 
 // The same recruiter, every day after: the mail her mailbox logged, from her profile; she removes
-// one from the candidate it was logged on.
+// one from the candidate it was logged on, and opens the candidate of the other.
 registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_tour", {
     url: "/odoo",
     steps: () => [
@@ -59,6 +59,11 @@ registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_tour", {
         },
         { trigger: ".modal-footer .btn-primary", run: "click" },
         { trigger: ".o_list_view:not(:has(.o_data_row:contains(Private matter)))", timeout: 20000 },
-        { trigger: ".o_list_view .o_data_row:contains(Interview on Tuesday)" },
+        {
+            trigger: ".o_list_view .o_data_row:contains(Interview on Tuesday) button[name=action_mailbox_open_record]",
+            run: "click",
+        },
+        // The candidate's chatter names whom the mail went to.
+        { trigger: ".o-mail-Message .o-cats-mailbox-recipients:contains(To: tess@recruit.example.test)" },
     ],
 });

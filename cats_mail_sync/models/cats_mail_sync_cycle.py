@@ -1,15 +1,18 @@
 import logging
+import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import psutil
 from dateutil.relativedelta import relativedelta
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import config
 
+from ..mailbox_client.reader import GROUP_BYTES
 from .cats_mail_sync_sync import Tally, in_test_mode
 
 _logger = logging.getLogger(__name__)
@@ -20,8 +23,19 @@ RUN_SECONDS = 90
 # Share of Odoo's time limit a run may spend starting mailboxes: the mailboxes under way then
 # finish their batch, and the run records its outcome, well before Odoo stops it.
 SHARE_OF_LIMIT = 0.75
-# Mailboxes read at the same time (cats_mail_sync.concurrency; 1 reads them one after the other).
+# Mailboxes read at the same time, at the least (cats_mail_sync.concurrency sets a number instead; 1
+# reads them one after the other). A run takes more when the mailboxes due need it (see ``width``).
 CONCURRENCY = 4
+# A run sized for its mailboxes plans to be done with them in this share of its time left.
+PLANNED_SHARE = 0.75
+# The share of one core the run's threads may use together (they share Python's interpreter lock):
+# beyond it, more threads only wait for each other.
+CPU_SHARE = 0.75
+# Memory a thread may hold at once, as a multiple of the largest mail it reads whole (or of a group
+# of mails): the raw bytes, Odoo's parsed copy and the attachments it writes.
+MEMORY_PER_MAIL = 3
+# A run says how far it got at most this often (a write and a commit).
+PROGRESS_SECONDS = 5
 NOT_STARTED = object()  # what a mailbox's turn returns when the budget was spent before it
 
 
@@ -45,6 +59,58 @@ def cpu_limit():
     has none)."""
     limit = config["limit_time_cpu"]
     return limit if config["workers"] and limit and limit > 0 else None
+
+
+def memory_left():
+    """Bytes this process may still take: up to Odoo's soft memory limit with workers (past it, a
+    worker is recycled), else half of the memory the machine has available."""
+    if config["workers"] and config["limit_memory_soft"]:
+        return max(0, config["limit_memory_soft"] - psutil.Process().memory_info().rss)
+    return psutil.virtual_memory().available // 2
+
+
+def width(left, seconds, cpu_seconds, time_left, cap):
+    """How many of ``left`` mailboxes to read at the same time, each taking ``seconds`` (of which
+    ``cpu_seconds`` of CPU), to be done in PLANNED_SHARE of ``time_left`` seconds: CONCURRENCY, or
+    more as long as they keep no more than CPU_SHARE of a core busy; never above ``cap``."""
+    needed = math.ceil(left * seconds / max(time_left * PLANNED_SHARE, 1e-3))
+    if cpu_seconds > 0:
+        needed = min(needed, int(CPU_SHARE * seconds / cpu_seconds))
+    return max(1, min(cap, max(CONCURRENCY, needed)))
+
+
+class Pace:
+    """What the mailboxes of a run took so far, from their threads: ``width`` of what is left."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.count, self.seconds, self.cpu_seconds, self.widest = 0, 0.0, 0.0, 0
+
+    def add(self, seconds, cpu_seconds):
+        with self._lock:
+            self.count += 1
+            self.seconds += seconds
+            self.cpu_seconds += cpu_seconds
+
+    def width(self, left, budget, cap):
+        """The mailboxes to read at once now (CONCURRENCY until one was measured)."""
+        with self._lock:
+            count, seconds, cpu_seconds = self.count, self.seconds, self.cpu_seconds
+        found = (
+            width(left, seconds / count, cpu_seconds / count, budget.deadline - time.monotonic(), cap)
+            if count
+            else min(CONCURRENCY, cap)
+        )
+        self.widest = max(self.widest, found)
+        return found
+
+    def __str__(self):
+        if not self.count:
+            return "no mailbox read"
+        return (
+            f"{self.count} mailboxes, {1000 * self.seconds / self.count:.0f} ms each, "
+            f"{1000 * self.cpu_seconds / self.count:.1f} ms of CPU"
+        )
 
 
 @contextmanager
@@ -103,15 +169,20 @@ class CatsMailSyncCycle(models.AbstractModel):
 
     @api.model
     def _concurrency(self):
-        """Mailboxes read at the same time: cats_mail_sync.concurrency (default 4), at most half of
-        Odoo's database connections per process (db_maxconn), each thread holding one."""
+        """Mailboxes read at the same time: ``(fixed, cap)``. ``fixed`` is cats_mail_sync.concurrency
+        when set (else None: the run sizes itself, see ``width``); ``cap`` is the most the server can
+        take: half of Odoo's database connections per process (db_maxconn, each thread holding one),
+        and the threads that the memory left holds, each reading its largest mail."""
         value = self.env["ir.config_parameter"].sudo().get_param("cats_mail_sync.concurrency")
-        try:
-            wanted = int(value) if value else CONCURRENCY
-        except ValueError:
-            _logger.warning("cats_mail_sync.concurrency %r is not a number: %s used", value, CONCURRENCY)
-            wanted = CONCURRENCY
-        return max(1, min(wanted, config["db_maxconn"] // 2))
+        fixed = None
+        if value:
+            try:
+                fixed = max(1, int(value))
+            except ValueError:
+                _logger.warning("cats_mail_sync.concurrency %r is not a number: the run sizes itself", value)
+        per_thread = MEMORY_PER_MAIL * max(self._max_mail_bytes(), GROUP_BYTES)
+        cap = max(1, min(config["db_maxconn"] // 2, memory_left() // per_thread))
+        return fixed, cap
 
     @api.model
     def _due_mailboxes(self):
@@ -146,10 +217,11 @@ class CatsMailSyncCycle(models.AbstractModel):
         """Sync ``users``' mailboxes in their order; none starts after ``deadline``, nor once the
         threads of the run have used three quarters of Odoo's CPU limit (see ``cpu_limit``).
 
-        Each mailbox is read in a transaction of its own, by up to ``_concurrency()`` threads. Inside
-        tests, whose transaction is never committed (so no other transaction would see their data),
-        they are synced one after the other in the caller's. When the budget runs out, a run is asked
-        for at once; it takes the mailboxes left first, as they were synchronized longest ago.
+        Each mailbox is read in a transaction of its own, by several threads (see
+        ``_sync_concurrently``). Inside tests, whose transaction is never committed (so no other
+        transaction would see their data), they are synced one after the other in the caller's. When
+        the budget runs out, a run is asked for at once; it takes the mailboxes left first, as they
+        were synchronized longest ago.
         """
         cron = self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")
         cpu = cpu_limit()
@@ -159,13 +231,17 @@ class CatsMailSyncCycle(models.AbstractModel):
             results = (self._sync_in_turn(user, budget) for user in users)
         else:
             results = self._sync_concurrently(users.ids, budget)
+        said = time.monotonic()
         for result in results:
             if result is NOT_STARTED:
                 continue
             done += 1
-            # Committed with the mailbox: a run that Odoo stops has still made progress.
-            cron._notify_progress(done=done, remaining=total - done)
-            self._commit()
+            if time.monotonic() - said >= PROGRESS_SECONDS:
+                # Each mailbox is committed in its own transaction; this says how far the run got,
+                # so that Odoo counts a run it stops as one that made progress.
+                cron._notify_progress(done=done, remaining=total - done)
+                self._commit()
+                said = time.monotonic()
         if done < total or set(users.ids) & set(self.env["cats_mail_sync.look_back"]._users_waiting()):
             # The rest (read longest ago, so first next time), or a look-back the time budget
             # cut short, is for a run that starts now.
@@ -183,27 +259,47 @@ class CatsMailSyncCycle(models.AbstractModel):
 
     @api.model
     def _sync_concurrently(self, user_ids, budget):
-        """Sync the mailboxes of ``user_ids``, each in its own thread and transaction, taken in order
-        by ``_concurrency()`` threads; yields each result as it comes."""
+        """Sync the mailboxes of ``user_ids``, each in its own thread and transaction, taken in
+        order; yields each result as it comes.
+
+        As many at a time as ``width`` says from what the run measures (the seconds and the CPU
+        seconds a mailbox takes, the mailboxes left, the time left), between CONCURRENCY and the
+        cap of ``_concurrency``; a fixed number when cats_mail_sync.concurrency is set.
+        """
         dbname = self.env.cr.dbname
+        fixed, cap = self._concurrency()
+        cap = min(fixed, cap) if fixed else cap
+        pace = Pace()
 
         def start_thread():
             # As Odoo's own request and cron threads: the log says which database a line is about.
             thread = threading.current_thread()
             thread.dbname, thread.uid = dbname, SUPERUSER_ID
 
-        executor = ThreadPoolExecutor(
-            self._concurrency(), thread_name_prefix="cats_mail_sync", initializer=start_thread
-        )
+        def run(user_id):
+            started, cpu = time.monotonic(), time.thread_time()
+            try:
+                return self._sync_in_own_transaction(user_id, budget)
+            finally:
+                pace.add(time.monotonic() - started, time.thread_time() - cpu)
+
+        executor = ThreadPoolExecutor(cap, thread_name_prefix="cats_mail_sync", initializer=start_thread)
+        waiting, running = list(reversed(user_ids)), set()
         try:
-            futures = [executor.submit(self._sync_in_own_transaction, uid, budget) for uid in user_ids]
-            for future in as_completed(futures):
-                yield future.result()
+            while waiting or running:
+                wanted = cap if fixed else pace.width(len(waiting) + len(running), budget, cap)
+                while waiting and len(running) < wanted:
+                    running.add(executor.submit(run, waiting.pop()))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
             # The threads' transactions changed the mailboxes: what this one read of them is stale.
             self.env.invalidate_all()
         finally:
             # Should the run itself fail, the mailboxes not started yet are left for the next one.
             executor.shutdown(cancel_futures=True)
+        if not fixed:
+            _logger.info("Mailboxes read %s at a time at most (%s)", pace.widest, pace)
 
     @api.model
     def _sync_in_own_transaction(self, user_id, budget):

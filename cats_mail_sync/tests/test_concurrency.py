@@ -8,8 +8,10 @@ from contextlib import contextmanager, suppress
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tests import BaseCase, TransactionCase, new_test_user, tagged
+from odoo.tools import config
 
+from ..models import cats_mail_sync_cycle as cycle
 from .common import allow_local_servers, make_mail
 from .harness.dovecot import Dovecot
 
@@ -121,17 +123,21 @@ class TestConcurrentRun(TransactionCase):
         return {f"<own{number}.{self.token}@x>": 1 for number in range(MAILBOXES)} | {shared: 1}
 
     def run_due(self, concurrency, seconds=3600):
-        """The scheduled run's mailbox part, with ``concurrency`` threads and a budget of ``seconds``."""
-        self.env_real["ir.config_parameter"].sudo().set_param("cats_mail_sync.concurrency", str(concurrency))
+        """The scheduled run's mailbox part, with ``concurrency`` threads (None: as many as the run
+        finds it needs) and a budget of ``seconds``."""
+        self.env_real["ir.config_parameter"].sudo().set_param(
+            "cats_mail_sync.concurrency", concurrency and str(concurrency)
+        )
         self.commit()
         with as_in_production():
             self.env_real["cats_mail_sync.sync"]._sync_due(self.users, time.monotonic() + seconds)
         self.commit()
 
     @contextmanager
-    def watched(self, together=1):
+    def watched(self, together=1, first_alone=False):
         """Record each mailbox's sync: its cursor and thread, and the most under way at once. With
-        ``together``, none starts reading before that many have started (a barrier)."""
+        ``together``, none starts reading before that many have started (a barrier); but the first
+        one, with ``first_alone``."""
         sync_class = type(self.env_real["cats_mail_sync.sync"])
         sync = sync_class._sync
         barrier = threading.Barrier(together, timeout=60)
@@ -142,8 +148,9 @@ class TestConcurrentRun(TransactionCase):
                 seen["calls"].append((user.id, model.env.cr, threading.get_ident()))
                 seen["now"] += 1
                 seen["most"] = max(seen["most"], seen["now"])
+                alone = first_alone and len(seen["calls"]) == 1
             try:
-                if together > 1:
+                if together > 1 and not alone:
                     barrier.wait()
                 return sync(model, user, deadline)
             finally:
@@ -185,6 +192,30 @@ class TestConcurrentRun(TransactionCase):
         self.assertEqual(sum(runs.mapped("logged")), MAILBOXES + 1)
         self.assertFalse(any(runs.mapped("error")))
         self.assertEqual(set(self.users.mapped("mailbox_state")), {"active"})
+
+    def test_without_a_setting_the_run_reads_as_many_at_once_as_its_pace_asks(self):
+        """With cats_mail_sync.concurrency unset, the run starts with CONCURRENCY mailboxes, measures
+        what each takes, and widens to what ``width`` finds the rest needs."""
+        asked = []
+
+        def paced(left, seconds, cpu_seconds, time_left, cap):
+            asked.append((left, seconds, cpu_seconds, time_left, cap))
+            return MAILBOXES - 1
+
+        with (
+            patch.object(cycle, "CONCURRENCY", 1),
+            patch.object(cycle, "width", paced),
+            self.watched(together=MAILBOXES - 1, first_alone=True) as seen,
+        ):
+            self.run_due(concurrency=None)
+        self.assertEqual(seen["most"], MAILBOXES - 1, "one, then three at once")
+        left, seconds, cpu_seconds, time_left, cap = asked[0]
+        self.assertEqual(left, MAILBOXES - 1, "asked once the first mailbox was read")
+        self.assertGreater(seconds, cpu_seconds)
+        self.assertGreater(cpu_seconds, 0)
+        self.assertLess(time_left, 3600)
+        self.assertTrue(1 <= cap <= config["db_maxconn"] // 2, "a connection each, half of the pool at most")
+        self.assertEqual(self.logged(), self.expected, "each mail once, none from the stranger")
 
     def test_two_mailboxes_logging_the_same_mail_at_once_take_turns_and_log_no_error(self):
         """The mail the candidate sent to every recruiter reaches the logger of each mailbox at the same
@@ -250,3 +281,24 @@ class TestConcurrentRun(TransactionCase):
         triggers = self.env_real["ir.cron.trigger"].search([("id", "not in", self.triggers_before)])
         self.assertEqual(triggers.cron_id, cron)
         self.assertFalse(self.runs())
+
+
+class TestWidth(BaseCase):
+    """How many mailboxes a run reads at once, from what it measured (seconds per mailbox)."""
+
+    def test_ten_thousand_mailboxes_behind_latency_take_as_many_threads_as_one_core_serves(self):
+        # 0.45 s a mailbox (50 ms round trips), 15 ms of it CPU, 90 s left: 67 threads would be
+        # needed; one core serves 22 of them (three quarters of it), the database 32.
+        self.assertEqual(cycle.width(10_000, 0.45, 0.015, 90, 32), 22)
+        self.assertEqual(cycle.width(10_000, 0.45, 0.005, 90, 32), 32, "the database's share is the cap")
+
+    def test_a_few_mailboxes_take_the_default(self):
+        self.assertEqual(cycle.width(100, 0.45, 0.015, 90, 32), cycle.CONCURRENCY)
+        self.assertEqual(cycle.width(1, 0.05, 0.01, 90, 32), cycle.CONCURRENCY)
+        self.assertEqual(cycle.width(100, 0.45, 0.015, 90, 2), 2, "never above the cap")
+
+    def test_the_time_left_decides(self):
+        # 1,000 mailboxes of 0.45 s: 7 threads to be done in three quarters of 90 s, 14 of 45 s.
+        self.assertEqual(cycle.width(1000, 0.45, 0.001, 90, 32), 7)
+        self.assertEqual(cycle.width(1000, 0.45, 0.001, 45, 32), 14)
+        self.assertEqual(cycle.width(1000, 0.45, 0.001, 0, 32), 32, "out of time: all it may")

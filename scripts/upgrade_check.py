@@ -49,6 +49,8 @@ with odoo.modules.registry.Registry(sys.argv[2]).cursor() as cr:
     cr.commit()
     cr.execute("SELECT role, uidvalidity, last_uid FROM cats_mail_sync_folder ORDER BY role")
     print("cursors", cr.fetchall())
+    cr.execute("SELECT body FROM mail_message WHERE message_id = '<before-upgrade@x>'")
+    print("recipients in the text", [body.startswith("<p><b>To:</b> ") for (body,) in cr.fetchall()])
 """
 
 # Run in this checkout's Odoo, after the upgrade.
@@ -69,6 +71,9 @@ with odoo.modules.registry.Registry(args[1]).cursor() as cr:
     print("password reads back", env["cats_mail_sync.credentials"]._password(user) == args[2])
     bound = env["cats_mail_sync.secret"]._places(user, "cats_mailbox_password")
     print("password bound", sorted(bound) == [("localhost", user.mailbox_imap_port, user.mailbox_login)])
+    cr.execute("SELECT body, mailbox_to FROM mail_message WHERE message_id = '<before-upgrade@x>'")
+    moved = [(body.startswith("<p><b>"), to == args[3]) for body, to in cr.fetchall()]
+    print("recipients out of the text", moved)
     env["cats_mail_sync.sync"]._cron()
     cr.commit()
     user.invalidate_recordset()
@@ -182,7 +187,7 @@ def main(previous_conf, current_conf, database, workdir):
         dovecot.append(RECRUITER, "INBOX", mail(CANDIDATE, RECRUITER, "<during-upgrade@x>"))
         upgrade = ["-c", current_conf, "-d", database, "-u", "cats_mail_sync", "--stop-after-init"]
         run(python, "-m", "odoo", *upgrade, "--log-level=warn")
-        after = run(python, "-c", AFTER, current_conf, database, PASSWORD)
+        after = run(python, "-c", AFTER, current_conf, database, PASSWORD, RECRUITER)
         print(after)
         uninstall = run(python, "-c", UNINSTALL, current_conf, database, PASSWORD)
         traces = run(python, "-c", TRACES, current_conf, database, PASSWORD, RECRUITER)
@@ -192,9 +197,14 @@ def main(previous_conf, current_conf, database, workdir):
         reinstalled = run(python, "-c", REINSTALLED, current_conf, database)
         print(reinstalled)
         after += uninstall + traces + reinstalled
+    # The text the previous release logged is checked with the rest (its cursors are not: they are
+    # what "after" is compared with).
+    after += "".join(line for line in before.splitlines(keepends=True) if line.startswith("recipients in"))
     cursors_before = before.split("cursors ", 1)[1].splitlines()[0]
     expected = {
         f"cursors {cursors_before}": "cursors are kept",
+        "recipients in the text [True]": "before: a logged mail's text begins with its recipients",
+        "recipients out of the text [(False, True)]": "its recipients moved out of its text, into its fields",
         "state active": "the mailbox stays active",
         "password kept in clear False": "the password is encrypted",
         "password reads back True": "the password still logs in",

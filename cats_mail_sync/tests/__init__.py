@@ -15,3 +15,4 @@ from . import test_sign_in
 from . import test_large_mail
 from . import test_look_back
 from . import test_idle_check
+from . import test_migration_recipients

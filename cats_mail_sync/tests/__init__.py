@@ -16,3 +16,5 @@ from . import test_large_mail
 from . import test_look_back
 from . import test_idle_check
 from . import test_migration_recipients
+from . import test_removal
+from . import test_screens

@@ -79,11 +79,18 @@ class CatsMailSyncLogger(models.AbstractModel):
         if not addresses:
             return found
         companies = user.company_ids.ids
-        candidates = (
-            self.env["hr.candidate"]
-            .sudo()
-            .search([("email_normalized", "in", addresses), ("company_id", "in", [False, *companies])])
+        # Through this module's index of candidates' addresses (see hr_candidate.py): compared as
+        # lower(...), which the trigram index of hr_recruitment cannot serve, and would serve slowly.
+        self.env.cr.execute(
+            """
+            SELECT id FROM hr_candidate
+             WHERE lower(email_normalized) = ANY(%(addresses)s)
+               AND active
+               AND (company_id IS NULL OR company_id = ANY(%(companies)s))
+            """,
+            {"addresses": addresses, "companies": companies},
         )
+        candidates = self.env["hr.candidate"].sudo().browse(sorted(row[0] for row in self.env.cr.fetchall()))
         for candidate in candidates:
             ongoing = candidate.applicant_ids.filtered(lambda app: app.application_status == "ongoing")
             found[candidate.email_normalized] += [candidate, *ongoing]

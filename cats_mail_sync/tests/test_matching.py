@@ -198,3 +198,36 @@ class TestMatching(TransactionCase):
             self.assertNotIn("Seq Scan on hr_candidate", plan)
             self.assertNotIn("Gather", plan)  # no parallel workers started for a few contacts
         self.assertEqual(partner_queries, 1)
+
+    def test_candidates_are_found_through_an_index_of_exact_addresses(self):
+        """Not through hr_recruitment's trigram index: with a few thousand candidates, PostgreSQL
+        took it for a batch of exact addresses, and spent seconds on it."""
+        self.env.cr.execute(
+            """
+            INSERT INTO hr_candidate (partner_name, email_from, email_normalized, company_id, active)
+            SELECT 'Bulk ' || i, format('Cand%%s@bulk.example.com', i), format('cand%%s@bulk.example.com', i),
+                   %s, true
+              FROM generate_series(1, 50000) AS i
+            """,
+            [self.env.company.id],
+        )
+        self.env.cr.execute("ANALYZE hr_candidate")
+        wanted = {f"cand{i}@bulk.example.com" for i in range(1, 50000, 500)}
+        addresses = wanted | {f"nobody{i}@bulk.example.com" for i in range(100)}
+        executed = []
+        execute = self.env.cr.execute
+
+        def recording(query, params=None, log_exceptions=True):
+            executed.append((query, params))
+            return execute(query, params, log_exceptions)
+
+        self.env.invalidate_all()
+        with patch.object(self.env.cr, "execute", recording):
+            found = self.logger._match(addresses, self.recruiter)
+        self.assertEqual(set(found), wanted)
+        [(query, params)] = [(q, p) for q, p in executed if "FROM hr_candidate" in str(q)[:40]]
+        self.env.cr.execute(f"EXPLAIN {query}", params)
+        plan = "\n".join(row[0] for row in self.env.cr.fetchall())
+        self.assertIn("hr_candidate_cats_mail_sync_email_index", plan)
+        self.assertNotIn("hr_candidate__email_normalized_index", plan)
+        self.assertNotIn("Seq Scan on hr_candidate", plan)

@@ -49,8 +49,12 @@ def arguments(argv):
     parser.add_argument("config")
     parser.add_argument("database")
     parser.add_argument("--quick", action="store_true", help="a small run: " + str(QUICK))
-    parser.add_argument("--mailboxes", type=int, default=1000, help="mailboxes in the idle cycle")
-    parser.add_argument("--concurrency", type=int, default=16, help="the concurrent cycle's setting")
+    parser.add_argument("--mailboxes", type=int, default=10000, help="mailboxes in the idle cycle")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="cats_mail_sync.concurrency in the cycle (default: unset)",
+    )
     parser.add_argument(
         "--sequential-mailboxes", type=int, default=200, help="mailboxes the sequential cycle reads (scaled)"
     )
@@ -110,31 +114,47 @@ class Bench:
     # -- the measurements ------------------------------------------------------
 
     def idle_cycle(self, users):
-        """The scheduled run over ``users``' idle mailboxes: sequential over the first
+        """A cycle over ``users``' idle mailboxes: sequential over the first
         ``--sequential-mailboxes`` of them, scaled to all (a sequential run is a sum of
-        per-mailbox costs), then concurrent over all."""
+        per-mailbox costs), then over all with the default settings (or ``--concurrency``)."""
         args, env = self.args, self.env
         sample = min(args.sequential_mailboxes, len(users))
-        say(f"Idle cycle behind latency, sequential, {sample} of {len(users)} mailboxes")
+        say(f"Idle cycle behind latency, one at a time, {sample} of {len(users)} mailboxes")
         waiting = users[sample:]
         data.set_state(waiting, "inactive")
-        sequential = self.measure.idle_cycle(env, 1, sample) * len(users) / sample
+        sequential = self.measure.idle_cycle(env, sample, concurrency=1).seconds * len(users) / sample
         data.set_state(waiting, "active")
-        say(f"Idle cycle behind latency, concurrency {args.concurrency}, {len(users)} mailboxes")
-        concurrent = self.measure.idle_cycle(env, args.concurrency, len(users))
+        setting = f"concurrency {args.concurrency}" if args.concurrency else "default settings"
+        say(f"Idle cycle behind latency, {setting}, {len(users)} mailboxes")
+        cycle = self.measure.idle_cycle(env, len(users), concurrency=args.concurrency)
         scaled = f"{sample} measured, x{len(users) / sample:g}" if sample < len(users) else ""
         self.cycle = {
-            f"sequential\n({scaled})" if scaled else "sequential": sequential,
-            f"concurrency {args.concurrency}": concurrent,
+            f"one at a time\n({scaled})" if scaled else "one at a time": sequential,
+            f"{setting}\n({cycle.widest} at once at most)": cycle.seconds,
         }
+        where = f"{len(users)} mailboxes, {args.round_trip * 1000:.0f} ms RTT"
         self.row(
-            f"idle cycle, {len(users)} mailboxes, {args.round_trip * 1000:.0f} ms RTT, "
-            f"concurrency {args.concurrency}",
-            f"{concurrent:.1f} s ({ms(concurrent / len(users))}/mailbox)",
-            f"sequential: {sequential:.1f} s" + (f" ({scaled})" if scaled else ""),
-            sequential / concurrent,
-            "well inside 60 s (≤ 45 s)",
-            concurrent <= 45,
+            f"idle cycle, {where}, {setting} ({cycle.widest} at once at most, {cycle.runs} runs)",
+            f"{cycle.seconds:.1f} s ({ms(cycle.seconds / len(users))}/mailbox)",
+            f"one at a time: {sequential:.1f} s" + (f" ({scaled})" if scaled else ""),
+            sequential / cycle.seconds,
+            "within one 10-minute cycle (≤ 600 s)",
+            cycle.seconds <= 600,
+        )
+        self.row(
+            f"idle cycle, {where}: CPU of the Odoo process",
+            f"{cycle.cpu_seconds:.1f} CPU s ({ms(cycle.cpu_seconds / len(users))}/mailbox)",
+            f"the cycle's {cycle.seconds:.1f} s",
+            cycle.cpu_seconds / cycle.seconds,
+            "less than one core (< 1x)",
+            cycle.cpu_seconds < cycle.seconds,
+        )
+        self.row(
+            f"idle cycle, {where}: database statements",
+            f"{cycle.statements / len(users):.1f} per mailbox ({cycle.statements} in all)",
+            f"inserting rows: {cycle.inserts}; updating: {cycle.updates / len(users):.2f} per mailbox",
+            goal="a handful per mailbox (≤ 10), no new row",
+            met=cycle.statements / len(users) <= 10 and not cycle.inserts,
         )
 
     def scan(self, user, wan):
@@ -200,6 +220,7 @@ class Bench:
         args, env = self.args, self.env
         for wan in (False, True):
             where = f"{args.round_trip * 1000:.0f} ms RTT" if wan else "loopback"
+            goal = 1.05 if wan else 1.5
             say(f"Idle cost of one mailbox, {where}")
             sync_costs, raw_costs = {}, {}
             for size, user in users.items():
@@ -212,8 +233,8 @@ class Bench:
                     ms(sync_costs[size]),
                     f"raw check (connect, login, 2 STATUS): {ms(raw_costs[size])}",
                     sync_costs[size] / raw_costs[size],
-                    "≤ 2x, flat",
-                    sync_costs[size] / raw_costs[size] <= 2,
+                    f"≤ {goal}x, flat",
+                    sync_costs[size] / raw_costs[size] <= goal,
                 )
             smallest, largest = min(sync_costs), max(sync_costs)
             self.row(
@@ -315,15 +336,19 @@ def main(argv):
         ]
         data.fill(dovecot, log_login, log_raws)
 
-        say(f"Creating {len(every)} recruiters with their mailboxes, and {args.log_mails} candidates")
-        cycle_users = data.recruiters(env, dovecot, cycle_logins, proxy.port, active=True)
+        say(f"Creating {args.log_mails} candidates, and {len(every)} recruiters with their mailboxes")
+        # First: candidates made once mailboxes are active would have every mailbox look back for them.
+        targets = data.candidates(env, args.log_mails)
+        cr.commit()
+        cycle_users = data.recruiters(env, dovecot, cycle_logins, proxy.port, active=False)
         port = dovecot.ssl_port
         scan_user, wan_user, log_user = data.recruiters(
             env, dovecot, [scan_login, wan_login, log_login], port, active=False, from_start=True
         )
         made = data.recruiters(env, dovecot, list(idle_logins.values()), port, active=False)
         idle_users = dict(zip(idle_logins, made, strict=True))
-        targets = data.candidates(env, args.log_mails)
+        # Active last: the recruiters made while a mailbox is active would be looked back for.
+        data.set_state(cycle_users, "active")
         cr.commit()
 
         bench = Bench(args, env, dovecot, proxy, measure)

@@ -226,6 +226,8 @@ def profile(browser, base):
 
 def admin_screens(browser, base, out, lang, candidate_id):
     browser.go(f"{base}/odoo/action-hr_recruitment.action_hr_candidate/{candidate_id}", ".o-mail-Message")
+    # The logged mails, whose mailbox line and recipients this screen is about, at the top.
+    browser.evaluate("document.querySelector('.o-cats-mailbox-line')?.scrollIntoView({block: 'start'})")
     browser.shot(out / f"candidate-chatter-admin-{lang}.png")
     profile(browser, base)
     browser.shot(out / f"profile-active-admin-{lang}.png")

@@ -1,8 +1,13 @@
 """Shared set-up: a real Dovecot over TLS, recruiters, candidates and contacts."""
 
+import threading
+import uuid
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime
+from unittest.mock import patch
 
+from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase, new_test_user
 
 from .harness.dovecot import Dovecot
@@ -48,6 +53,13 @@ def allow_local_servers(env, ca_file):
     params = env["ir.config_parameter"].sudo()
     params.set_param("cats_mail_sync.ca_file", ca_file)
     params.set_param("cats_mail_sync.allow_private_hosts", "True")
+
+
+@contextmanager
+def as_in_production():
+    """The calling thread as Odoo's cron thread: not a test's, so its cursor commits (the sync's too)."""
+    with patch.object(threading.current_thread(), "testing", False):
+        yield
 
 
 class MailboxCase(TransactionCase):
@@ -142,3 +154,110 @@ class MailboxCase(TransactionCase):
 
     def messages_with(self, message_id):
         return self.env["mail.message"].search([("message_id", "=", message_id)])
+
+
+class CommittedMailboxCase(TransactionCase):
+    """Recruiters' mailboxes synced as in production, with real commits, in data of the test's own:
+    made and committed through a second cursor (``cr_real``, ``env_real``) before each test, deleted
+    after it, and the settings put back. The test's own transaction is left alone.
+
+    Each test class has a Dovecot of its own, with ``mailboxes`` mailboxes named after
+    ``login_prefix`` and the class's token; each is a recruiter's (``users``), set up and activated.
+    The candidate (``candidate_address``) is the class's too. ``params``: the ir.config_parameter
+    keys the tests change, put back after each test."""
+
+    mailboxes = 1
+    login_prefix = "recruiter"
+    params = ("cats_mail_sync.ca_file", "cats_mail_sync.allow_private_hosts")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = uuid.uuid4().hex[:8]
+        cls.passwords = {
+            f"{cls.login_prefix}{number}.{cls.token}@recruit.example.test": (
+                f"{cls.login_prefix}{number}-Secret-{cls.token}"
+            )
+            for number in range(cls.mailboxes)
+        }
+        cls.dovecot = Dovecot(cls.passwords).start()
+        cls.addClassCleanup(cls.dovecot.stop)
+
+    def setUp(self):
+        super().setUp()
+        self.cr_real = self.registry.cursor()
+        self.addCleanup(self.cr_real.close)
+        env = self.env_real = api.Environment(self.cr_real, SUPERUSER_ID, {})
+        self.candidate, self.users = env["hr.candidate"], env["res.users"]
+        params = env["ir.config_parameter"]
+        self.params_before = {key: params.get_param(key) for key in self.params}
+        self.remember(env)
+        self.addCleanup(self.clean_up)
+        allow_local_servers(env, self.dovecot.ca_file)
+        self.candidate_address = f"carla.{self.token}@example.com"
+        self.candidate = env["hr.candidate"].create(
+            {"partner_name": "Carla Candidate", "email_from": self.candidate_address}
+        )
+        for address, password in self.passwords.items():
+            user = new_test_user(
+                env,
+                login=address.split("@")[0],
+                email=address,
+                groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
+                context={"no_reset_password": True},
+            )
+            user.write(
+                {
+                    "mailbox_email": address,
+                    "mailbox_login": address,
+                    "mailbox_password": password,
+                    "mailbox_imap_host": self.dovecot.host,
+                    "mailbox_imap_port": self.dovecot.ssl_port,
+                    "mailbox_imap_security": "ssl",
+                }
+            )
+            self.users |= user
+        self.commit()
+        for user in self.users:
+            user.action_mailbox_activate()
+        self.commit()
+
+    def remember(self, env):
+        """Hook: note more of the database's state, before the test's data is made (the ``params``
+        are noted already)."""
+
+    def forget(self, env):
+        """Hook: delete more of what the test left, first (after the rollback)."""
+
+    def commit(self):
+        self.cr_real.commit()
+        self.env_real.invalidate_all()
+
+    def clean_up(self):
+        self.cr_real.rollback()
+        env = self.env_real
+        self.forget(env)
+        env["mail.message"].search([("message_id", "like", f"%.{self.token}@%")]).unlink()
+        # The activations' confirmation mails, still in the outgoing queue.
+        env["mail.mail"].search([("email_to", "like", f".{self.token}@")]).unlink()
+        env["cats_mail_sync.run"].search([("user_id", "in", self.users.ids)]).unlink()
+        partners = self.users.partner_id | self.candidate.partner_id
+        self.candidate.unlink()
+        self.users.unlink()
+        partners.unlink()
+        for key, value in self.params_before.items():
+            env["ir.config_parameter"].set_param(key, value or False)
+        self.commit()
+
+    def logged(self, cr=None):
+        """``{Message-ID: times logged on the candidate}``, as ``cr`` sees it (by default ``cr_real``)."""
+        cr = cr or self.cr_real
+        cr.execute(
+            """
+            SELECT message_id, count(*) FROM mail_message
+             WHERE model = 'hr.candidate' AND res_id = %s AND mailbox_user_id IS NOT NULL
+             GROUP BY message_id
+            """,
+            [self.candidate.id],
+        )
+        return dict(cr.fetchall())

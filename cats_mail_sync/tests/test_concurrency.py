@@ -3,108 +3,35 @@ real commits, in data of the test's own (committed, then deleted)."""
 
 import threading
 import time
-import uuid
 from contextlib import contextmanager, suppress
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, api
-from odoo.tests import BaseCase, TransactionCase, new_test_user, tagged
+from odoo.tests import BaseCase, tagged
 from odoo.tools import config
 
 from ..models import cats_mail_sync_cycle as cycle
-from .common import allow_local_servers, make_mail
-from .harness.dovecot import Dovecot
+from .common import CommittedMailboxCase, as_in_production, make_mail
 
 MAILBOXES = 4
-PARAMS = (
-    "cats_mail_sync.ca_file",
-    "cats_mail_sync.allow_private_hosts",
-    "cats_mail_sync.concurrency",
-    "cats_mail_sync.run_seconds",
-)
-
-
-@contextmanager
-def as_in_production():
-    """The calling thread as Odoo's cron thread: not a test's, so its cursor commits."""
-    with patch.object(threading.current_thread(), "testing", False):
-        yield
 
 
 @tagged("post_install", "-at_install")
-class TestConcurrentRun(TransactionCase):
+class TestConcurrentRun(CommittedMailboxCase):
     """The test's own transaction is left alone: what it holds, the threads' transactions could not see."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.token = uuid.uuid4().hex[:8]
-        cls.passwords = {
-            f"pool{number}.{cls.token}@recruit.example.test": f"pool{number}-Secret-{cls.token}"
-            for number in range(MAILBOXES)
-        }
-        cls.dovecot = Dovecot(cls.passwords).start()
-        cls.addClassCleanup(cls.dovecot.stop)
+    mailboxes = MAILBOXES
+    login_prefix = "pool"
+    params = (*CommittedMailboxCase.params, "cats_mail_sync.concurrency", "cats_mail_sync.run_seconds")
 
     def setUp(self):
         super().setUp()
-        self.cr_real = self.registry.cursor()
-        self.addCleanup(self.cr_real.close)
-        env = self.env_real = api.Environment(self.cr_real, SUPERUSER_ID, {})
-        params = env["ir.config_parameter"].sudo()
-        self.params_before = {key: params.get_param(key) for key in PARAMS}
-        self.triggers_before = env["ir.cron.trigger"].search([]).ids
-        self.addCleanup(self.clean_up)
-        allow_local_servers(env, self.dovecot.ca_file)
-        self.candidate_address = f"carla.{self.token}@example.com"
-        self.candidate = env["hr.candidate"].create(
-            {"partner_name": "Carla Candidate", "email_from": self.candidate_address}
-        )
-        self.users = env["res.users"]
-        for address, password in self.passwords.items():
-            user = new_test_user(
-                env,
-                login=address.split("@")[0],
-                email=address,
-                groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
-                context={"no_reset_password": True},
-            )
-            user.write(
-                {
-                    "mailbox_email": address,
-                    "mailbox_login": address,
-                    "mailbox_password": password,
-                    "mailbox_imap_host": self.dovecot.host,
-                    "mailbox_imap_port": self.dovecot.ssl_port,
-                    "mailbox_imap_security": "ssl",
-                }
-            )
-            self.users |= user
-        self.commit()
-        for user in self.users:
-            user.action_mailbox_activate()
-        self.commit()
         self.expected = self.deliver()
 
-    def commit(self):
-        self.cr_real.commit()
-        self.env_real.invalidate_all()
+    def remember(self, env):
+        self.triggers_before = env["ir.cron.trigger"].search([]).ids
 
-    def clean_up(self):
-        self.cr_real.rollback()
-        env = self.env_real
-        env["mail.message"].sudo().search([("message_id", "like", f"%.{self.token}@%")]).unlink()
-        # The activation's confirmation mails, still in the outgoing queue.
-        env["mail.mail"].sudo().search([("email_to", "like", f".{self.token}@")]).unlink()
-        env["cats_mail_sync.run"].sudo().search([("user_id", "in", self.users.ids)]).unlink()
-        self.candidate.unlink()
-        partners = self.users.partner_id
-        self.users.unlink()
-        partners.unlink()
+    def forget(self, env):
         env["ir.cron.trigger"].search([("id", "not in", self.triggers_before)]).unlink()
-        for key, value in self.params_before.items():
-            env["ir.config_parameter"].sudo().set_param(key, value or False)
-        self.commit()
 
     def deliver(self):
         """In each Inbox: a mail of its own from the candidate, one from a stranger, and a mail the
@@ -159,18 +86,6 @@ class TestConcurrentRun(TransactionCase):
 
         with patch.object(sync_class, "_sync", watched_sync):
             yield seen
-
-    def logged(self):
-        """``{Message-ID: times logged on the candidate}``."""
-        self.cr_real.execute(
-            """
-            SELECT message_id, count(*) FROM mail_message
-             WHERE model = 'hr.candidate' AND res_id = %s AND mailbox_user_id IS NOT NULL
-             GROUP BY message_id
-            """,
-            [self.candidate.id],
-        )
-        return dict(self.cr_real.fetchall())
 
     def runs(self):
         return self.env_real["cats_mail_sync.run"].search([("user_id", "in", self.users.ids)])

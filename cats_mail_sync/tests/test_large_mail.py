@@ -1,16 +1,11 @@
-import threading
-import uuid
-from contextlib import contextmanager
 from unittest.mock import patch
 
 from imapclient import IMAPClient
 
-from odoo import SUPERUSER_ID, api
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tests import tagged
 
 from ..mailbox_client import reader
-from .common import ANNA, MailboxCase, allow_local_servers, make_mail
-from .harness.dovecot import Dovecot
+from .common import ANNA, CommittedMailboxCase, MailboxCase, as_in_production, make_mail
 from .harness.proxy import FaultProxy
 
 CARLA = "carla.candidate@example.com"
@@ -19,7 +14,6 @@ PDF = b"%PDF-1.4 " + b"p" * 3000
 PORTFOLIO = b"portfolio " * 6000  # 60 KB: about 82 KB once encoded in a mail
 # Two of those mails in a group, not three.
 GROUP_BYTES = 200 * 1024
-PARAMS = ("cats_mail_sync.ca_file", "cats_mail_sync.allow_private_hosts")
 
 
 @tagged("post_install", "-at_install")
@@ -115,91 +109,26 @@ class TestLargeMail(MailboxCase):
         self.assertEqual(self.logged(self.candidate, ids[0]).attachment_ids.raw, PORTFOLIO)
 
 
-@contextmanager
-def as_in_production():
-    """The calling thread as Odoo's cron thread: not a test's, so the sync commits."""
-    with patch.object(threading.current_thread(), "testing", False):
-        yield
-
-
 @tagged("post_install", "-at_install")
-class TestGroupsCommitted(TransactionCase):
+class TestGroupsCommitted(CommittedMailboxCase):
     """Groups committed as in production, with real commits, in data of the test's own (committed,
     then deleted); the test's own transaction is left alone."""
+
+    login_prefix = "groups"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.token = uuid.uuid4().hex[:8]
-        cls.address = f"groups.{cls.token}@recruit.example.test"
-        cls.dovecot = Dovecot({cls.address: f"groups-Secret-{cls.token}"}).start()
-        cls.addClassCleanup(cls.dovecot.stop)
+        (cls.address,) = cls.passwords
 
     def setUp(self):
         super().setUp()
-        self.cr_real = self.registry.cursor()
-        self.addCleanup(self.cr_real.close)
-        env = self.env_real = api.Environment(self.cr_real, SUPERUSER_ID, {})
-        params = env["ir.config_parameter"].sudo()
-        self.params_before = {key: params.get_param(key) for key in PARAMS}
-        self.addCleanup(self.clean_up)
-        allow_local_servers(env, self.dovecot.ca_file)
-        self.candidate_address = f"carla.{self.token}@example.com"
-        self.candidate = env["hr.candidate"].create(
-            {"partner_name": "Carla Candidate", "email_from": self.candidate_address}
-        )
-        self.user = new_test_user(
-            env,
-            login=self.address.split("@")[0],
-            email=self.address,
-            groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
-            context={"no_reset_password": True},
-        )
-        self.user.write(
-            {
-                "mailbox_email": self.address,
-                "mailbox_login": self.address,
-                "mailbox_password": self.dovecot.users[self.address],
-                "mailbox_imap_host": self.dovecot.host,
-                "mailbox_imap_port": self.dovecot.ssl_port,
-                "mailbox_imap_security": "ssl",
-            }
-        )
-        self.commit()
-        self.user.action_mailbox_activate()
-        self.commit()
-
-    def commit(self):
-        self.cr_real.commit()
-        self.env_real.invalidate_all()
-
-    def clean_up(self):
-        self.cr_real.rollback()
-        env = self.env_real
-        env["mail.message"].sudo().search([("message_id", "like", f"%.{self.token}@%")]).unlink()
-        # The activation's confirmation mail, still in the outgoing queue.
-        env["mail.mail"].sudo().search([("email_to", "like", f".{self.token}@")]).unlink()
-        env["cats_mail_sync.run"].sudo().search([("user_id", "=", self.user.id)]).unlink()
-        partners = self.user.partner_id | self.candidate.partner_id
-        self.candidate.unlink()
-        self.user.unlink()
-        partners.unlink()
-        for key, value in self.params_before.items():
-            env["ir.config_parameter"].sudo().set_param(key, value or False)
-        self.commit()
+        self.user = self.users
 
     def committed(self):
         """What another transaction sees: ``({Message-ID: times logged on the candidate}, Inbox cursor)``."""
         with self.registry.cursor() as cr:
-            cr.execute(
-                """
-                SELECT message_id, count(*) FROM mail_message
-                 WHERE model = 'hr.candidate' AND res_id = %s AND mailbox_user_id IS NOT NULL
-                 GROUP BY message_id
-                """,
-                [self.candidate.id],
-            )
-            logged = dict(cr.fetchall())
+            logged = self.logged(cr)
             cr.execute(
                 "SELECT last_uid FROM cats_mail_sync_folder WHERE user_id = %s AND role = 'inbox'",
                 [self.user.id],

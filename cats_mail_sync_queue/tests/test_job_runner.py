@@ -3,22 +3,18 @@ test's Odoo HTTP server, handled by queue_job's own controller in a transaction 
 real commits. The data is the test's own, committed, then deleted."""
 
 import logging
-import uuid
 from contextlib import contextmanager
 from unittest.mock import patch
 
 import requests
 
-from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
-from odoo.tests import HOST, TransactionCase, new_test_user, tagged
+from odoo.tests import HOST, tagged
 from odoo.tools import config, mute_logger
 
-from odoo.addons.cats_mail_sync.tests.common import allow_local_servers, make_mail
-from odoo.addons.cats_mail_sync.tests.harness.dovecot import Dovecot
+from odoo.addons.cats_mail_sync.tests.common import CommittedMailboxCase, make_mail
 
 MAILBOXES = 2
-PARAMS = ("cats_mail_sync.ca_file", "cats_mail_sync.allow_private_hosts", "cats_mail_sync.run_seconds")
 SYNC_LOGGER = "odoo.addons.cats_mail_sync.models.cats_mail_sync_sync"
 # A failed job is logged by queue_job's controller and by Odoo's HTTP layer, as in production.
 FAILED_JOB_LOGGERS = ("odoo.addons.queue_job.controllers.main", "odoo.http")
@@ -41,74 +37,15 @@ def registries_unlocked():
 
 
 @tagged("post_install", "-at_install")
-class TestJobRunner(TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.token = uuid.uuid4().hex[:8]
-        cls.passwords = {
-            f"runner{number}.{cls.token}@recruit.example.test": f"runner{number}-Secret-{cls.token}"
-            for number in range(MAILBOXES)
-        }
-        cls.dovecot = Dovecot(cls.passwords).start()
-        cls.addClassCleanup(cls.dovecot.stop)
+class TestJobRunner(CommittedMailboxCase):
+    mailboxes = MAILBOXES
+    login_prefix = "runner"
+    params = (*CommittedMailboxCase.params, "cats_mail_sync.run_seconds")
 
-    def setUp(self):
-        super().setUp()
-        self.cr_real = self.registry.cursor()
-        self.addCleanup(self.cr_real.close)
-        env = self.env_real = api.Environment(self.cr_real, SUPERUSER_ID, {})
-        self.params_before = {key: env["ir.config_parameter"].get_param(key) for key in PARAMS}
-        self.addCleanup(self.clean_up)
-        allow_local_servers(env, self.dovecot.ca_file)
-        self.candidate_address = f"carla.{self.token}@example.com"
-        self.candidate = env["hr.candidate"].create(
-            {"partner_name": "Carla Candidate", "email_from": self.candidate_address}
-        )
-        self.users = env["res.users"]
-        for address, password in self.passwords.items():
-            self.users |= new_test_user(
-                env,
-                login=address.split("@")[0],
-                email=address,
-                groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
-                context={"no_reset_password": True},
-            )
-            self.users[-1].write(
-                {
-                    "mailbox_email": address,
-                    "mailbox_login": address,
-                    "mailbox_password": password,
-                    "mailbox_imap_host": self.dovecot.host,
-                    "mailbox_imap_port": self.dovecot.ssl_port,
-                    "mailbox_imap_security": "ssl",
-                }
-            )
-        self.commit()
-        for user in self.users:
-            user.action_mailbox_activate()
-        self.commit()
-
-    def commit(self):
-        self.cr_real.commit()
-        self.env_real.invalidate_all()
-
-    def clean_up(self):
-        self.cr_real.rollback()
-        env = self.env_real
+    def forget(self, env):
         env["queue.job"].search([("model_name", "=", "cats_mail_sync.sync")]).filtered(
             lambda job: job.args[0] in self.users.ids
         ).unlink()
-        env["mail.message"].search([("message_id", "like", f"%.{self.token}@%")]).unlink()
-        env["mail.mail"].search([("email_to", "like", f".{self.token}@")]).unlink()
-        env["cats_mail_sync.run"].search([("user_id", "in", self.users.ids)]).unlink()
-        self.candidate.unlink()
-        partners = self.users.partner_id
-        self.users.unlink()
-        partners.unlink()
-        for key, value in self.params_before.items():
-            env["ir.config_parameter"].set_param(key, value or False)
-        self.commit()
 
     def deliver(self, user, number):
         """A mail from the candidate in the Inbox, an answer in Sent, a stranger's mail; the two
@@ -156,17 +93,8 @@ class TestJobRunner(TransactionCase):
         return jobs.filtered(lambda job: job.args == [user.id])
 
     def logged(self):
-        return set(
-            self.env_real["mail.message"]
-            .search(
-                [
-                    ("model", "=", "hr.candidate"),
-                    ("res_id", "=", self.candidate.id),
-                    ("mailbox_user_id", "in", self.users.ids),
-                ]
-            )
-            .mapped("message_id")
-        )
+        """The Message-IDs logged on the candidate."""
+        return set(super().logged())
 
     def test_jobs_log_the_mailboxes_mail_with_real_commits(self):
         expected = {mid for number, user in enumerate(self.users) for mid in self.deliver(user, number)}

@@ -22,6 +22,17 @@ PLACEHOLDER_ID = "<cats-mail-sync-parsing@localhost>"
 # Characters PostgreSQL refuses (NUL) or that no header should carry.
 CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 MB = 1024 * 1024
+# The fields the SQL of _privacy and of _match reads.
+PRIVACY_READS = {
+    "res.partner": ["email_normalized", "commercial_partner_id"],
+    "res.users": ["partner_id", "share", "login"],
+    "hr.employee": ["work_contact_id", "work_email"],
+}
+MATCH_READS = {
+    "hr.candidate": ["email_normalized", "active", "company_id", "partner_id"],
+    "res.partner": ["email", "email_normalized", "active", "company_id"],
+    "res.users": ["partner_id", "share"],
+}
 
 
 class CatsMailSyncLogger(models.AbstractModel):
@@ -41,6 +52,7 @@ class CatsMailSyncLogger(models.AbstractModel):
         """
         if not addresses:
             return set(), set()
+        self._flush(PRIVACY_READS)
         params = self.env["ir.config_parameter"].sudo()
         self.env.cr.execute(
             """
@@ -78,6 +90,7 @@ class CatsMailSyncLogger(models.AbstractModel):
         found = defaultdict(list)
         if not addresses:
             return found
+        self._flush(MATCH_READS)
         companies = user.company_ids.ids
         # Through this module's index of candidates' addresses (see hr_candidate.py): compared as
         # lower(...), which the trigram index of hr_recruitment cannot serve, and would serve slowly.
@@ -119,6 +132,13 @@ class CatsMailSyncLogger(models.AbstractModel):
             for address in set(email_normalize_all(partner_email)) & wanted:
                 found[address].append(partners.browse(partner_id))
         return found
+
+    @api.model
+    def _flush(self, reads):
+        """Write what this transaction changed of the fields ``reads`` names (``{model: fields}``)
+        before SQL reads them: a candidate or contact made a moment ago matches too."""
+        for model, names in reads.items():
+            self.env[model].flush_model(names)
 
     @api.model
     def _log(self, user, mails):

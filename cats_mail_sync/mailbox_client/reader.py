@@ -74,9 +74,9 @@ class FolderStatus:
         return self.uidnext - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Headers:
-    """The header fields a mail is matched on."""
+    """The header fields a mail is matched on (the addresses as sets or frozensets)."""
 
     uid: int
     message_id: str

@@ -15,7 +15,8 @@ from markupsafe import Markup
 
 from odoo import fields
 
-from odoo.addons.cats_mail_sync.mailbox_client.reader import HEADER_FIELDS, batches
+from odoo.addons.cats_mail_sync.mailbox_client.header_fetch import HEADER_FIELDS
+from odoo.addons.cats_mail_sync.mailbox_client.reader import batches
 
 
 def _timed(function, *args):

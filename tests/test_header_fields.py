@@ -7,7 +7,7 @@ import pytest
 
 from harness import corpus
 from harness.dovecot import Dovecot
-from mailbox_client import header_fields, reader
+from mailbox_client import header_fetch, header_fields, reader
 
 SENDER, RECIPIENT = "candidate@example.org", "anna.recruiter@example.test"
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -95,10 +95,10 @@ def test_corpus_as_dovecot_returns_it():
                 client.append(reader.INBOX, raw)
             client.select_folder(reader.INBOX, readonly=True)
             uids = client.search(["ALL"])
-            fetched = client.fetch(uids, [reader.HEADER_FIELDS, b"BODY.PEEK[HEADER]"])
+            fetched = client.fetch(uids, [header_fetch.HEADER_FIELDS, b"BODY.PEEK[HEADER]"])
     plain = 0
     for uid in uids:
-        for key in (reader.HEADER_KEY, b"BODY[HEADER]"):
+        for key in (header_fetch.HEADER_KEY, b"BODY[HEADER]"):
             raw = fetched[uid][key]
             same(raw)
             plain += header_fields._plain(raw) is not None

@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from . import errors
 from .addresses import addresses_in
+from .header_fetch import HEADER_KEY, fetch_headers
 from .header_fields import header_fields
 
 INBOX = "INBOX"
@@ -43,8 +44,6 @@ SENT_NAMES = (
     "Posta inviata",
 )
 SENT_NAMES_LOWER = [name.lower() for name in SENT_NAMES]
-HEADER_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
-HEADER_KEY = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 # imapclient sends every UID of a FETCH on one command line: keep it short.
 BATCH_SIZE = 200
 # Whole mails are fetched in groups of at most this many bytes; a larger mail alone.
@@ -249,7 +248,7 @@ class MailboxReader:
         """Parsed headers of ``uids``, in UID order, fetched in batches."""
         found = []
         for batch in batches(sorted(uids)):
-            response = self.client.fetch(batch, [HEADER_FIELDS, b"INTERNALDATE", b"RFC822.SIZE"])
+            response = fetch_headers(self.client, batch)
             for uid in sorted(response):
                 data = response[uid]
                 fields = header_fields(data.get(HEADER_KEY) or b"")

@@ -20,7 +20,8 @@ from markupsafe import Markup
 from odoo import fields
 from odoo.sql_db import Cursor
 
-from odoo.addons.cats_mail_sync.mailbox_client.reader import HEADER_FIELDS, batches
+from odoo.addons.cats_mail_sync.mailbox_client.header_fetch import HEADER_FIELDS
+from odoo.addons.cats_mail_sync.mailbox_client.reader import batches
 from odoo.addons.cats_mail_sync.models import cats_mail_sync_cycle as cycle
 
 

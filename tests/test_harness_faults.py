@@ -18,6 +18,7 @@ from harness import corpus
 from harness.dovecot import Dovecot
 from harness.proxy import At, FakeImapServer, FaultProxy, client_record_after, exchanges
 from mailbox_client import connection, errors, reader
+from mailbox_client.header_fetch import HEADER_FIELDS
 
 PASSWORD = "Tr0ub4dor&3-horse"
 TIMEOUT = imapclient.SocketTimeout(5, 5)
@@ -151,7 +152,7 @@ def test_records_marks_and_exchanges_name_the_commands(dovecot, proxy):
     # ...and the header FETCH is the long one.
     header_fetch = client_sizes[marks["headers"].client_record - 1]
     body_fetch = client_sizes[marks["messages"].client_record - 1]
-    header_items = len(reader.HEADER_FIELDS) + len(b" INTERNALDATE RFC822.SIZE")
+    header_items = len(HEADER_FIELDS) + len(b" INTERNALDATE RFC822.SIZE")
     assert header_fetch - body_fetch == header_items - len(b"BODY.PEEK[]")
     # Exchanges: one per client turn; the k after n exchanges is the (n+1)-th turn's first record.
     turns = exchanges(records)

@@ -469,13 +469,18 @@ def test_headers_and_messages_come_in_batches(dovecot, login, mailbox, monkeypat
     uids = [dovecot.append(login, reader.INBOX, raw) for raw in raws]
     monkeypatch.setattr(reader, "BATCH_SIZE", 3)
     fetched = []
-    fetch = mailbox.client.fetch
+    fetch, fetch_headers = mailbox.client.fetch, reader.fetch_headers
 
     def spy(batch, items):
         fetched.append(list(batch))
         return fetch(batch, items)
 
+    def headers_spy(client, batch):
+        fetched.append(list(batch))
+        return fetch_headers(client, batch)
+
     monkeypatch.setattr(mailbox.client, "fetch", spy)
+    monkeypatch.setattr(reader, "fetch_headers", headers_spy)
     mailbox.open(reader.INBOX)
 
     headers = mailbox.headers(uids)

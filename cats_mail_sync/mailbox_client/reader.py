@@ -12,12 +12,14 @@ is fetched without its attachments (:meth:`MailboxReader.text_only`).
 import datetime
 from dataclasses import dataclass, field
 from email import policy
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesParser
 
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from . import errors
 from .addresses import addresses_in
+from .header_fetch import HEADER_KEY, fetch_headers
+from .header_fields import header_fields
 
 INBOX = "INBOX"
 # Names of the Sent folder on servers that do not announce SPECIAL-USE \Sent,
@@ -42,8 +44,6 @@ SENT_NAMES = (
     "Posta inviata",
 )
 SENT_NAMES_LOWER = [name.lower() for name in SENT_NAMES]
-HEADER_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
-HEADER_KEY = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 # imapclient sends every UID of a FETCH on one command line: keep it short.
 BATCH_SIZE = 200
 # Whole mails are fetched in groups of at most this many bytes; a larger mail alone.
@@ -73,9 +73,9 @@ class FolderStatus:
         return self.uidnext - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Headers:
-    """The header fields a mail is matched on."""
+    """The header fields a mail is matched on (the addresses as sets or frozensets)."""
 
     uid: int
     message_id: str
@@ -246,21 +246,20 @@ class MailboxReader:
 
     def headers(self, uids):
         """Parsed headers of ``uids``, in UID order, fetched in batches."""
-        parser = BytesHeaderParser(policy=policy.compat32)
         found = []
         for batch in batches(sorted(uids)):
-            response = self.client.fetch(batch, [HEADER_FIELDS, b"INTERNALDATE", b"RFC822.SIZE"])
+            response = fetch_headers(self.client, batch)
             for uid in sorted(response):
                 data = response[uid]
-                parsed = parser.parsebytes(data.get(HEADER_KEY) or b"")
+                fields = header_fields(data.get(HEADER_KEY) or b"")
                 found.append(
                     Headers(
                         uid=uid,
                         # 8-bit headers come as email.header.Header objects: str() them.
-                        message_id=str(parsed.get("Message-ID") or "").strip(),
-                        senders=addresses_in(parsed.get_all("From", [])),
-                        recipients=addresses_in(parsed.get_all("To", []) + parsed.get_all("Cc", [])),
-                        blind_recipients=addresses_in(parsed.get_all("Bcc", [])),
+                        message_id=str(fields.get("message-id", [""])[0] or "").strip(),
+                        senders=addresses_in(fields.get("from", ())),
+                        recipients=addresses_in(fields.get("to", []) + fields.get("cc", [])),
+                        blind_recipients=addresses_in(fields.get("bcc", ())),
                         received=data.get(b"INTERNALDATE"),
                         size=int(data.get(b"RFC822.SIZE") or 0),
                     )

@@ -28,6 +28,9 @@ MAIL_LOCK_SPACE = 0x4341_544D  # "CATM"
 # A mail larger than this many MB (cats_mail_sync.max_mail_mb) is logged without its attachments.
 MAX_MAIL_MB = 25
 MB = 1024 * 1024
+# Headers matched in one round of SQL (privacy and match); the reader fetches them BATCH_SIZE
+# at a time. The mail they find is logged and committed group by group, the cursor with it.
+MATCH_SIZE = 2000
 
 
 def in_test_mode():
@@ -192,7 +195,7 @@ class CatsMailSyncSync(models.AbstractModel):
         else:
             uids = reader.uids_after(folder.last_uid)
         limit = self._max_mail_bytes()
-        for batch in batches(uids):
+        for batch in batches(uids, MATCH_SIZE):
             if tally.deadline and time.monotonic() > tally.deadline:
                 return  # the cursor says where the next run goes on
             done = Tally()
@@ -311,13 +314,14 @@ class CatsMailSyncSync(models.AbstractModel):
         tally.looked_at += len(headers)
         logger = self.env["cats_mail_sync.logger"]
         own = user._mailbox_own_addresses()
-        addresses = set().union(*(h.addresses(with_bcc) for h in headers)) - own
+        all_parties = [header.addresses(with_bcc) - own for header in headers]
+        addresses = set().union(*all_parties)
         internal, excluded = logger._privacy(addresses, user)
         matches = logger._match(addresses - internal - excluded, user)
         found = {}
-        for header in headers:
-            parties = header.addresses(with_bcc) - own
-            if not parties - internal or parties & excluded:
+        for header, parties in zip(headers, all_parties, strict=True):
+            # Mail with no party matched (most mail) would find no record: passed over first.
+            if matches.keys().isdisjoint(parties) or not parties - internal or parties & excluded:
                 continue
             records = {}
             for address in sorted(parties):

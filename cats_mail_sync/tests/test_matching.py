@@ -168,10 +168,8 @@ class TestMatching(TransactionCase):
         self.assertEqual(len(found), 150)
         self.assertEqual(many_queries, few_queries)
 
-    def test_contacts_are_found_through_indexes(self):
-        self.add_contacts(20_000, "bulk.example.com")
-        singles, seconds, candidates = self.pool(20_000, "bulk.example.com")
-        addresses = set(singles[:50] + seconds[:50] + candidates[:50])
+    def match_recorded(self, addresses):
+        """``_match`` of ``addresses`` from a cold cache, and the ``(query, params)`` it executed."""
         executed = []
         execute = self.env.cr.execute
 
@@ -181,7 +179,13 @@ class TestMatching(TransactionCase):
 
         self.env.invalidate_all()
         with patch.object(self.env.cr, "execute", recording):
-            found = self.logger._match(addresses, self.recruiter)
+            return self.logger._match(addresses, self.recruiter), executed
+
+    def test_contacts_are_found_through_indexes(self):
+        self.add_contacts(20_000, "bulk.example.com")
+        singles, seconds, candidates = self.pool(20_000, "bulk.example.com")
+        addresses = set(singles[:50] + seconds[:50] + candidates[:50])
+        found, executed = self.match_recorded(addresses)
         self.assertEqual(set(found), addresses)
 
         partner_queries = 0
@@ -214,16 +218,7 @@ class TestMatching(TransactionCase):
         self.env.cr.execute("ANALYZE hr_candidate")
         wanted = {f"cand{i}@bulk.example.com" for i in range(1, 50000, 500)}
         addresses = wanted | {f"nobody{i}@bulk.example.com" for i in range(100)}
-        executed = []
-        execute = self.env.cr.execute
-
-        def recording(query, params=None, log_exceptions=True):
-            executed.append((query, params))
-            return execute(query, params, log_exceptions)
-
-        self.env.invalidate_all()
-        with patch.object(self.env.cr, "execute", recording):
-            found = self.logger._match(addresses, self.recruiter)
+        found, executed = self.match_recorded(addresses)
         self.assertEqual(set(found), wanted)
         [(query, params)] = [(q, p) for q, p in executed if "FROM hr_candidate" in str(q)[:40]]
         self.env.cr.execute(f"EXPLAIN {query}", params)

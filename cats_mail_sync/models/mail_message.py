@@ -1,4 +1,8 @@
 from odoo import api, fields, models
+from odoo.exceptions import AccessError
+
+# What makes a message logged mail, and whose mailbox it came from: set by the sync alone.
+LOGGED_MAIL_FIELDS = {"mailbox_user_id", "mailbox_to", "mailbox_cc", "mailbox_bcc"}
 
 
 class MailMessage(models.Model):
@@ -22,6 +26,26 @@ class MailMessage(models.Model):
     mailbox_attachment_count = fields.Integer(
         "Number of attachments", compute="_compute_mailbox_attachment_count"
     )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_logged_mail_fields(set().union(*vals_list))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_logged_mail_fields(vals)
+        return super().write(vals)
+
+    @api.model
+    def _check_logged_mail_fields(self, names):
+        """Only the sync, as superuser, makes a message logged mail. A user who could set these
+        fields (message_post and create are RPC methods) could pass a note off as mail logged from
+        a colleague's mailbox, or keep a real mail from being logged on a record (once per
+        Message-ID and record)."""
+        if not self.env.su and LOGGED_MAIL_FIELDS & set(names):
+            raise AccessError(
+                self.env._("Only the synchronization of a mailbox marks a message as logged mail.")
+            )
 
     @api.depends("attachment_ids")
     def _compute_mailbox_attachment_count(self):

@@ -235,3 +235,21 @@ class TestNoProbingOfTheNetwork(MailboxCase):
             setup.action_detect()
         other = self.assistant(self.bert, imap_host="localhost", imap_port=free_port())
         other.action_test()  # Bert has tries of his own
+
+    def test_a_user_cannot_pass_a_note_off_as_mail_logged_from_a_mailbox(self):
+        """message_post and mail.message's create and write are RPC methods: a recruiter could
+        otherwise post a note "logged from" a colleague's mailbox, and with a real mail's Message-ID
+        keep that mail from ever being logged on the record."""
+        candidate = self.candidate.with_user(self.anna)
+        forged = {"mailbox_user_id": self.bert.id, "message_id": "<real@x>"}
+        for values in (forged, {"mailbox_to": "x@example.com"}, {"mailbox_bcc": "x@example.com"}):
+            with self.subTest(values=values), self.assertRaises(AccessError):
+                candidate.message_post(body="Forged", **values)
+        note = candidate.message_post(body="A note")
+        with self.assertRaises(AccessError):
+            self.env["mail.message"].with_user(self.anna).create(
+                {"model": "hr.candidate", "res_id": self.candidate.id, "body": "Forged", **forged}
+            )
+        with self.assertRaises(AccessError):
+            note.with_user(self.anna).write({"mailbox_user_id": self.bert.id})
+        self.assertFalse(self.logged(self.candidate), "no message passes for logged mail")

@@ -224,11 +224,15 @@ def profile(browser, base):
     browser.click(".o_notebook a.nav-link[name=cats_mail_sync]", ".o_field_widget[name=mailbox_state]")
 
 
-def admin_screens(browser, base, out, lang, candidate_id):
+def candidate_chatter(browser, base, candidate_id, path):
+    """The candidate's chatter, its logged mails (mailbox line and recipients) at the top."""
     browser.go(f"{base}/odoo/action-hr_recruitment.action_hr_candidate/{candidate_id}", ".o-mail-Message")
-    # The logged mails, whose mailbox line and recipients this screen is about, at the top.
     browser.evaluate("document.querySelector('.o-cats-mailbox-line')?.scrollIntoView({block: 'start'})")
-    browser.shot(out / f"candidate-chatter-admin-{lang}.png")
+    browser.shot(path)
+
+
+def admin_screens(browser, base, out, lang, candidate_id):
+    candidate_chatter(browser, base, candidate_id, out / f"candidate-chatter-admin-{lang}.png")
     profile(browser, base)
     browser.shot(out / f"profile-active-admin-{lang}.png")
     browser.click("button[name=action_mailbox_logged]", ".o_list_view .o_data_row")
@@ -255,7 +259,7 @@ def admin_screens(browser, base, out, lang, candidate_id):
     browser.shot(out / f"settings-admin-{lang}.png")
 
 
-def recruiter_screens(browser, base, out, lang, dovecot):
+def recruiter_screens(browser, base, out, lang, dovecot, candidate_id):
     profile(browser, base)
     browser.shot(out / f"profile-unconfigured-recruiter-{lang}.png")
     setup = ".o_cats_mail_sync_setup"
@@ -300,6 +304,8 @@ def recruiter_screens(browser, base, out, lang, dovecot):
     # Leave the Preferences dialog (reopened by Activate) closed, as a recruiter would.
     browser.evaluate("document.querySelector('.modal .btn-close')?.click()")
     browser.wait_gone(".modal .o_form_view")
+    # A colleague's logged mail, as a Recruitment user reads it.
+    candidate_chatter(browser, base, candidate_id, out / f"candidate-chatter-recruiter-{lang}.png")
 
 
 def reset_rita(registry):
@@ -359,7 +365,7 @@ def main(config, database, workdir, outdir):
             log_in(browser, base, "admin", "admin")
             admin_screens(browser, base, out, lang, candidate_id)
             log_in(browser, base, "rita", "rita")
-            recruiter_screens(browser, base, out, lang, rita_dovecot)
+            recruiter_screens(browser, base, out, lang, rita_dovecot, candidate_id)
             reset_rita(registry)
     finally:
         if browser:

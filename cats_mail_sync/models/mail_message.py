@@ -13,14 +13,20 @@ class MailMessage(models.Model):
         "Logged from the mailbox of",
         index="btree_not_null",
         readonly=True,
+        copy=False,
         ondelete="set null",
         help="Set on mail that cats_mail_sync logged from this user's mailbox.",
     )
-    mailbox_to = fields.Char("Sent to", readonly=True, help="The recipients (To) of a logged mail.")
-    mailbox_cc = fields.Char("Copy to", readonly=True, help="The recipients in copy (Cc) of a logged mail.")
+    mailbox_to = fields.Char(
+        "Sent to", readonly=True, copy=False, help="The recipients (To) of a logged mail."
+    )
+    mailbox_cc = fields.Char(
+        "Copy to", readonly=True, copy=False, help="The recipients in copy (Cc) of a logged mail."
+    )
     mailbox_bcc = fields.Char(
         "Blind copy to",
         readonly=True,
+        copy=False,
         help="The blind copy (Bcc) recipients a logged mail's record was found through; never any other.",
     )
     mailbox_attachment_count = fields.Integer(
@@ -29,7 +35,8 @@ class MailMessage(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        self._check_logged_mail_fields(set().union(*vals_list))
+        # Only values count: a copy of a message (Odoo's own copy() does so) names every field.
+        self._check_logged_mail_fields({name for vals in vals_list for name, value in vals.items() if value})
         return super().create(vals_list)
 
     def write(self, vals):

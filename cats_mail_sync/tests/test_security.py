@@ -252,4 +252,5 @@ class TestNoProbingOfTheNetwork(MailboxCase):
             )
         with self.assertRaises(AccessError):
             note.with_user(self.anna).write({"mailbox_user_id": self.bert.id})
+        note.with_user(self.anna).copy()  # as Odoo's own mail code does: no logged-mail field set
         self.assertFalse(self.logged(self.candidate), "no message passes for logged mail")

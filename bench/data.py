@@ -139,3 +139,12 @@ def candidates(env, count):
     return env["hr.candidate"].create(
         [{"partner_name": f"Candidate {i}", "email_from": candidate_address(i)} for i in range(count)]
     )
+
+
+def analyze(cr):
+    """Refresh the planner's statistics after the benchmark's bulk load, as PostgreSQL's
+    autovacuum does in production once a tenth of a table has changed. Where autovacuum is off
+    (as on the machine the figures come from) the planner would go on taking res_partner for the
+    few rows it had before 10,000 recruiters were made, and match contacts through the wrong
+    index: the scan measured 0.61x the raw FETCH instead of 1.0x."""
+    cr.execute("ANALYZE")

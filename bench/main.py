@@ -351,6 +351,7 @@ def main(argv):
         # Active last: the recruiters made while a mailbox is active would be looked back for.
         data.set_state(cycle_users, "active")
         cr.commit()
+        data.analyze(cr)
 
         bench = Bench(args, env, dovecot, proxy, measure)
         bench.idle_cycle(cycle_users)

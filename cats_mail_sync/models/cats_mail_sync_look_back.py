@@ -63,6 +63,12 @@ class CatsMailSyncLookBack(models.Model):
             self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync").sudo()._trigger()
 
     @api.model
+    def _queue_users(self, users):
+        """Look back for the contacts made with new ``users``, those of portal users only: mail
+        with an internal address is never logged, yet every active mailbox would search for it."""
+        self._queue(users.filtered("share").partner_id._look_back_addresses())
+
+    @api.model
     def _horizon(self):
         """Rows created before this moment are all visible (no transaction that started earlier is
         still open, ours aside); None when any row may be taken.
@@ -169,7 +175,8 @@ class CatsMailSyncLookBackSource(models.AbstractModel):
     @api.model_create_multi
     def create(self, vals_list):
         records = super().create(vals_list)
-        self.env["cats_mail_sync.look_back"]._queue(records._look_back_addresses())
+        if not self.env.context.get("cats_mail_sync_new_user"):  # see _queue_users
+            self.env["cats_mail_sync.look_back"]._queue(records._look_back_addresses())
         return records
 
     def write(self, vals):

@@ -300,7 +300,11 @@ class ResUsers(models.Model):
         for vals in vals_list:
             if "mailbox_email" in vals:
                 vals["mailbox_email"] = self._mailbox_clean_address(vals["mailbox_email"])
-        users = super().create(vals_list)
+        # A user's own contact is made with the user: looked back for once the user is known to
+        # be internal or not (see the look-back's _queue_users).
+        users = super(ResUsers, self.with_context(cats_mail_sync_new_user=True)).create(vals_list)
+        users = users.with_env(self.env)
+        self.env["cats_mail_sync.look_back"]._queue_users(users)
         users.filtered_domain([("mailbox_email", "!=", False)])._mailbox_check_address_free()
         return users
 

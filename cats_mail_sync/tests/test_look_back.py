@@ -9,7 +9,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from odoo import sql_db
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from ..mailbox_client.reader import ADDRESSES_PER_SEARCH, MailboxReader
 from .common import ANNA, BERT, MailboxCase, make_mail
@@ -374,6 +374,20 @@ class TestLookBack(MailboxCase):
             self.assertNotIn(self.anna.id, look_back._users_waiting())
         self.assertEqual([row[2] for row in look_back._pending(inbox, 10)], [STRANGER])
         self.assertIn(self.anna.id, look_back._users_waiting())
+
+    def test_a_new_colleague_is_not_looked_back_for_a_new_portal_user_is(self):
+        """Every active mailbox would search for the address of a colleague, whose mail is never
+        logged; a portal user (a client contact, a candidate) is a contact like any other."""
+        look_back = self.env["cats_mail_sync.look_back"]
+        colleague = new_test_user(self.env, "colleague", email="colleague@example.com")
+        client = new_test_user(self.env, "client", groups="base.group_portal", email="client@example.org")
+        queued = set(look_back.search([]).mapped("address"))
+        self.assertNotIn(colleague.email_normalized, queued)
+        self.assertIn(client.email_normalized, queued)
+        # Once made, a colleague's contact is like any other: an address added is looked back for.
+        colleague.partner_id.email = "colleague@example.com, private@example.org"
+        self.assertIn("private@example.org", set(look_back.search([]).mapped("address")))
+        self.assertFalse(colleague.env.context.get("cats_mail_sync_new_user"))
 
     def test_nothing_is_queued_without_an_active_mailbox(self):
         self.anna.action_mailbox_deactivate()

@@ -65,7 +65,8 @@ class CatsMailSyncLookBack(models.Model):
     @api.model
     def _queue_users(self, users):
         """Look back for the contacts made with new ``users``, those of portal users only: mail
-        with an internal address is never logged, yet every active mailbox would search for it."""
+        with an internal address is never logged, yet every active mailbox would search for it.
+        (A user given an existing contact adds no address: it was looked back for when made.)"""
         self._queue(users.filtered("share").partner_id._look_back_addresses())
 
     @api.model

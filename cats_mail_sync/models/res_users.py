@@ -304,7 +304,10 @@ class ResUsers(models.Model):
         # be internal or not (see the look-back's _queue_users).
         users = super(ResUsers, self.with_context(cats_mail_sync_new_user=True)).create(vals_list)
         users = users.with_env(self.env)
-        self.env["cats_mail_sync.look_back"]._queue_users(users)
+        made_with_contact = [
+            user.id for user, vals in zip(users, vals_list, strict=True) if not vals.get("partner_id")
+        ]
+        self.env["cats_mail_sync.look_back"]._queue_users(self.browse(made_with_contact))
         users.filtered_domain([("mailbox_email", "!=", False)])._mailbox_check_address_free()
         return users
 

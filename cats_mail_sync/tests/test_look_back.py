@@ -384,6 +384,13 @@ class TestLookBack(MailboxCase):
         queued = set(look_back.search([]).mapped("address"))
         self.assertNotIn(colleague.email_normalized, queued)
         self.assertIn(client.email_normalized, queued)
+        # A contact looked back for when made is not looked back for again when given portal access.
+        desk = "desk@agency.example.org"
+        contact = self.env["res.partner"].create({"name": "Desk", "email": desk})
+        self.assertTrue(look_back.search([("address", "=", desk)]))
+        look_back.search([("address", "=", desk)]).unlink()
+        new_test_user(self.env, "desk", groups="base.group_portal", partner_id=contact.id, email=desk)
+        self.assertFalse(look_back.search([("address", "=", desk)]))
         # Once made, a colleague's contact is like any other: an address added is looked back for.
         colleague.partner_id.email = "colleague@example.com, private@example.org"
         self.assertIn("private@example.org", set(look_back.search([]).mapped("address")))

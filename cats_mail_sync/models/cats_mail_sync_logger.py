@@ -94,12 +94,17 @@ class CatsMailSyncLogger(models.AbstractModel):
         companies = user.company_ids.ids
         # Through this module's index of candidates' addresses (see hr_candidate.py): compared as
         # lower(...), which the trigram index of hr_recruitment cannot serve, and would serve slowly.
+        # One lookup per address (OFFSET 0 keeps the planner from making it one join): as one
+        # condition, PostgreSQL read every candidate up to some 40,000 of them, 4 ms at 10,000.
         self.env.cr.execute(
             """
-            SELECT id FROM hr_candidate
-             WHERE lower(email_normalized) = ANY(%(addresses)s)
-               AND active
-               AND (company_id IS NULL OR company_id = ANY(%(companies)s))
+            SELECT c.id
+              FROM unnest(%(addresses)s::text[]) AS wanted(address)
+             CROSS JOIN LATERAL (SELECT id FROM hr_candidate
+                                  WHERE lower(email_normalized) = wanted.address
+                                    AND active
+                                    AND (company_id IS NULL OR company_id = ANY(%(companies)s))
+                                 OFFSET 0) AS c
             """,
             {"addresses": addresses, "companies": companies},
         )

@@ -205,22 +205,23 @@ class TestMatching(TransactionCase):
 
     def test_candidates_are_found_through_an_index_of_exact_addresses(self):
         """Not through hr_recruitment's trigram index: with a few thousand candidates, PostgreSQL
-        took it for a batch of exact addresses, and spent seconds on it."""
+        took it for a batch of exact addresses, and spent seconds on it. Nor by reading every
+        candidate, which it preferred to the index, as one condition, up to some 40,000."""
         self.env.cr.execute(
             """
             INSERT INTO hr_candidate (partner_name, email_from, email_normalized, company_id, active)
             SELECT 'Bulk ' || i, format('Cand%%s@bulk.example.com', i), format('cand%%s@bulk.example.com', i),
                    %s, true
-              FROM generate_series(1, 50000) AS i
+              FROM generate_series(1, 10000) AS i
             """,
             [self.env.company.id],
         )
         self.env.cr.execute("ANALYZE hr_candidate")
-        wanted = {f"cand{i}@bulk.example.com" for i in range(1, 50000, 500)}
+        wanted = {f"cand{i}@bulk.example.com" for i in range(1, 10000, 100)}
         addresses = wanted | {f"nobody{i}@bulk.example.com" for i in range(100)}
         found, executed = self.match_recorded(addresses)
         self.assertEqual(set(found), wanted)
-        [(query, params)] = [(q, p) for q, p in executed if "FROM hr_candidate" in str(q)[:40]]
+        [(query, params)] = [(q, p) for q, p in executed if "FROM unnest" in str(q)]
         self.env.cr.execute(f"EXPLAIN {query}", params)
         plan = "\n".join(row[0] for row in self.env.cr.fetchall())
         self.assertIn("hr_candidate_cats_mail_sync_email_index", plan)

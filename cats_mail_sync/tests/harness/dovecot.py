@@ -20,14 +20,12 @@ import pwd
 import secrets
 import shutil
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import imapclient
-
+from .imap_server import ImapServer
 from .tls import authority
 
 CONFIG = """\
@@ -112,13 +110,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-class Dovecot:
+class Dovecot(ImapServer):
     """A running Dovecot; use as a context manager or call start()/stop().
 
     ``folders`` maps folder names to a SPECIAL-USE flag or None; by default a
     "Sent" folder marked ``\\Sent``.
     """
 
+    name = "Dovecot"
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
     def __init__(self, users, folders=None, cert=None, root=None, tls=None, oauth=None):
@@ -134,10 +133,6 @@ class Dovecot:
         self.ssl_port = free_port()
         self.starttls_port = free_port()
         self.host = "localhost"
-
-    @property
-    def ca_file(self):
-        return str(self.authority.ca_file)
 
     def start(self):
         # Dovecot refuses to run its login and mail processes as root: as root,
@@ -207,12 +202,6 @@ class Dovecot:
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
     def _wait_until_listening(self):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -222,20 +211,6 @@ class Dovecot:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"Dovecot did not start; see {self.root / 'dovecot.log'}")
-
-    def client(self, login):
-        """An IMAPClient logged in as ``login``, for putting mail in and looking at it."""
-        context = ssl.create_default_context(cafile=self.ca_file)
-        client = imapclient.IMAPClient(self.host, port=self.ssl_port, ssl=True, ssl_context=context)
-        client.login(login, self.users[login])
-        return client
-
-    def append(self, login, folder, message, flags=(), date=None):
-        """APPEND ``message`` (bytes or EmailMessage) to ``folder``; return its UID."""
-        raw = message if isinstance(message, bytes) else message.as_bytes()
-        with self.client(login) as client:
-            response = client.append(folder, raw, flags=flags, msg_time=date)
-        return int(response.split(b"APPENDUID ")[1].split()[1].rstrip(b"]"))
 
     def mailbox_path(self, login):
         return self.root / "home" / login / "Maildir"

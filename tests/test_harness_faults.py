@@ -396,9 +396,10 @@ def test_fake_server_serves_a_whole_sync(dovecot, fake):
     close(client)
     assert got["status"].uidnext == expected["status"].uidnext
     assert got["search"] == expected["search"]
-    assert [(h.uid, h.message_id, h.senders, h.recipients) for h in got["headers"]] == [
-        (h.uid, h.message_id, h.senders, h.recipients) for h in expected["headers"]
+    assert [(h.uid, h.message_id, h.senders, h.recipients) for h in got["headers"].headers] == [
+        (h.uid, h.message_id, h.senders, h.recipients) for h in expected["headers"].headers
     ]
+    assert got["headers"].unread == expected["headers"].unread == []
     assert got["messages"] == expected["messages"]
     assert fake.commands[:2] == ["CAPABILITY", "LOGIN"]
     assert fake.commands[-3:] == ["UID FETCH", "UID FETCH", "LOGOUT"]

@@ -117,8 +117,9 @@ def comparable(answer):
 
 
 def same_reading(data, normalise=True):
-    """_read gives parse_fetch_response's answer, or leaves the answer to it; whether it read it."""
-    expected = parse_fetch_response(data, normalise, True)
+    """_read gives parse_fetch_response's answer (the header section under KEY), or leaves the answer
+    to it; whether it read it."""
+    expected = header_fetch._labelled(parse_fetch_response(data, normalise, True))
     got = header_fetch._read(data, normalise)
     if got is not None:
         assert comparable(got) == comparable(expected)
@@ -250,3 +251,131 @@ def test_fake_server_answers_in_the_order_asked():
         assert data[1].startswith(b" INTERNALDATE")  # the items after the header fields
         assert same_reading(data)
         session.logout()
+
+
+# ----------------------------------------------------------------------
+# Every server's answer: the labels and shapes RFC 3501 allows
+# ----------------------------------------------------------------------
+HEADER = b"From: Carla <carla@example.com>\r\nTo: anna@recruit.example.test\r\nMessage-ID: <m7@x>\r\n\r\n"
+DATE = b'INTERNALDATE "05-Dec-2026 21:45:26 +0000"'
+ASKED = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
+
+
+def answer(before, label=ASKED, after=b")", header=HEADER):
+    """One mail's answer as imaplib hands it over: the items before the header, its label, the
+    header as a literal, the rest."""
+    return [(b"%s %s {%d}" % (before, label, len(header)), header), after]
+
+
+# (what, imaplib's data, the header read: None where the answer holds none)
+SHAPES = [
+    ("as asked", answer(b"1 (UID 7 RFC822.SIZE 120 " + DATE), HEADER),
+    (
+        "quoted field names (Courier)",
+        answer(
+            b"1 (UID 7 RFC822.SIZE 120 " + DATE,
+            label=ASKED.replace(
+                b"FROM TO CC BCC MESSAGE-ID DATE", b'"FROM" "TO" "CC" "BCC" "MESSAGE-ID" "DATE"'
+            ),
+        ),
+        HEADER,
+    ),
+    ("lower case", answer(b"1 (uid 7 rfc822.size 120 " + DATE.lower(), label=ASKED.lower()), HEADER),
+    (
+        "another list than asked",
+        answer(b"1 (UID 7 RFC822.SIZE 120 " + DATE, label=b"BODY[HEADER.FIELDS (FROM TO)]"),
+        HEADER,
+    ),
+    ("the whole header", answer(b"1 (UID 7 RFC822.SIZE 120 " + DATE, label=b"BODY[HEADER]"), HEADER),
+    ("RFC822.HEADER", answer(b"1 (UID 7 RFC822.SIZE 120 " + DATE, label=b"RFC822.HEADER"), HEADER),
+    ("a partial origin", answer(b"1 (UID 7 RFC822.SIZE 120 " + DATE, label=ASKED + b"<0>"), HEADER),
+    ("the header first", answer(b"1 (", after=b" UID 7 RFC822.SIZE 120 " + DATE + b")"), HEADER),
+    (
+        "items between",
+        answer(b"1 (UID 7", after=b" FLAGS (\\Seen) MODSEQ (42) RFC822.SIZE 120 " + DATE + b")"),
+        HEADER,
+    ),
+    ("in two answers", [*answer(b"1 (UID 7"), b"1 (UID 7 RFC822.SIZE 120 " + DATE + b")"], HEADER),
+    ("an empty header", answer(b"1 (UID 7 RFC822.SIZE 120 " + DATE, header=b""), b""),
+    (
+        "a quoted string",
+        [b"1 (UID 7 RFC822.SIZE 120 " + DATE + b" " + ASKED + b' "From: carla@example.com")'],
+        b"From: carla@example.com",
+    ),
+    ("NIL", [b"1 (UID 7 RFC822.SIZE 120 " + DATE + b" " + ASKED + b" NIL)"], None),
+    ("no header section", [b"1 (UID 7 RFC822.SIZE 120 " + DATE + b")"], None),
+    ("only the header's label elsewhere", [b"1 (UID 7 RFC822.SIZE 120 " + DATE + b" BODY[TEXT] NIL)"], None),
+]
+
+
+# Answers recorded from each server (tests/test_imap_servers.py prints them): UID FETCH 1 of a mail
+# appended at 21:45:26 +0100 on 5 December 2026, its header fields as RECORDED_HEADER.
+RECORDED_HEADER = (
+    b"From: Carla Candidate <carla@example.org>\r\nTo: Anna Recruiter <anna.recruiter@example.test>\r\n"
+    b"Cc: team@example.test\r\nBcc: archive@example.test\r\nDate: Sat, 05 Dec 2026 21:45:26 +0100\r\n"
+    b"Message-ID: <raw@example.org>\r\n\r\n"
+)
+RECORDED = {
+    "Dovecot 2.3.19": [
+        (
+            b'1 (UID 1 INTERNALDATE "05-Dec-2026 20:45:26 +0000" RFC822.SIZE 367 '
+            b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)] {215}",
+            RECORDED_HEADER,
+        ),
+        b")",
+    ],
+    "Courier-IMAP 5.0.13": [
+        (b'1 (BODY[HEADER.FIELDS ("FROM" "TO" "CC" "BCC" "MESSAGE-ID" "DATE")] {215}', RECORDED_HEADER),
+        b' INTERNALDATE "05-Dec-2026 20:45:26 +0000" RFC822.SIZE 367 UID 1)',
+    ],
+    "Cyrus IMAP 3.6.1": [
+        (
+            b'1 (UID 1 INTERNALDATE " 5-Dec-2026 20:45:26 +0000" RFC822.SIZE 367 '
+            b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)] {215}",
+            RECORDED_HEADER,
+        ),
+        b")",
+    ],
+}
+
+
+@pytest.mark.parametrize("data", RECORDED.values(), ids=RECORDED)
+def test_each_servers_recorded_answer_is_read_by_the_patterns(data):
+    assert len(RECORDED_HEADER) == 215
+    read = header_fetch._read(data, True)
+    assert (
+        read
+        == header_fetch.read_answer(data)
+        == {
+            1: {
+                b"SEQ": 1,
+                b"INTERNALDATE": datetime.datetime(2026, 12, 5, 20, 45, 26, tzinfo=datetime.timezone.utc)
+                .astimezone()
+                .replace(tzinfo=None),
+                b"RFC822.SIZE": 367,
+                KEY: RECORDED_HEADER,
+            }
+        }
+    )
+    assert same_reading(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "header"), [shape[1:] for shape in SHAPES], ids=[shape[0] for shape in SHAPES]
+)
+def test_every_label_and_shape_rfc_3501_allows(data, header):
+    read = header_fetch.read_answer(data)
+    assert list(read) == [7]
+    assert read[7].get(KEY) == header
+    assert read[7][b"RFC822.SIZE"] == 120
+    assert read[7][b"INTERNALDATE"] == datetime.datetime(
+        2026, 12, 5, 21, 45, 26, tzinfo=datetime.timezone.utc
+    ).astimezone().replace(tzinfo=None)
+    same_reading(data)  # where the patterns read it, as imapclient's parser does
+
+
+def test_courier_quoted_field_names_are_read_by_the_patterns():
+    # Courier labels every answer so: the usual answer of a Courier server, not an odd one.
+    data = SHAPES[1][1]
+    assert header_fetch._read(data, True) is not None
+    assert same_reading(data)

@@ -15,7 +15,9 @@ import imapclient
 import pytest
 
 from harness import tls
+from harness.cyrus import Cyrus
 from harness.dovecot import Dovecot
+from harness.proxy import FakeImapServer
 from mailbox_client import addresses, connection, errors, reader
 
 LOGIN = "anna.recruiter@example.test"
@@ -300,8 +302,10 @@ def test_server_without_starttls_gets_no_password(plaintext_imap):
 # ----------------------------------------------------------------------
 
 
-def test_special_use_sent_wins_over_a_folder_named_sent():
-    with Dovecot({LOGIN: PASSWORD}, folders={"Sent": None, "Outbox mail": "\\Sent"}) as server:
+@pytest.mark.parametrize("server_class", [Dovecot, Cyrus], ids=["dovecot", "cyrus"])
+def test_special_use_sent_wins_over_a_folder_named_sent(server_class):
+    # Cyrus lists the flag of folders it made in lower case ("\\sent"), as RFC 3501 lets it.
+    with server_class({LOGIN: PASSWORD}, folders={"Sent": None, "Outbox mail": "\\Sent"}) as server:
         client = connect(server, LOGIN)
         try:
             names = {name for _flags, _delimiter, name in client.list_folders()}
@@ -431,7 +435,7 @@ def test_headers(dovecot, login, mailbox):
         dovecot.append(login, reader.INBOX, ODDER_MAIL),
     ]
     mailbox.open(reader.INBOX)
-    plain, odd, odder = mailbox.headers(uids)
+    plain, odd, odder = mailbox.headers(uids).headers
 
     assert plain.uid == uids[0]
     assert plain.message_id == "<interview-1@example.test>"
@@ -460,8 +464,8 @@ def test_headers(dovecot, login, mailbox):
     assert odder.recipients == {"first@example.org", "second@example.org", "third@example.org"}
     assert odder.blind_recipients == set()
 
-    assert mailbox.headers([]) == []
-    assert mailbox.headers(uids[1:2])[0].senders == {"juergen@example.de"}
+    assert mailbox.headers([]) == ([], [])
+    assert mailbox.headers(uids[1:2]).headers[0].senders == {"juergen@example.de"}
 
 
 def test_headers_and_messages_come_in_batches(dovecot, login, mailbox, monkeypatch):
@@ -483,8 +487,9 @@ def test_headers_and_messages_come_in_batches(dovecot, login, mailbox, monkeypat
     monkeypatch.setattr(reader, "fetch_headers", headers_spy)
     mailbox.open(reader.INBOX)
 
-    headers = mailbox.headers(uids)
+    headers, unread = mailbox.headers(uids)
     assert fetched == [[1, 2, 3], [4, 5, 6], [7]]
+    assert unread == []
     assert [h.uid for h in headers] == [1, 2, 3, 4, 5, 6, 7]
     assert [h.message_id for h in headers] == [f"<mail-{n}@example.test>" for n in range(7)]
     assert [h.size for h in headers] == [len(raw) for raw in raws]
@@ -556,7 +561,7 @@ def test_reading_returns_exact_bytes_and_changes_no_flag(dovecot, login, mailbox
     mailbox.status(reader.INBOX)
     mailbox.open(reader.INBOX)
     mailbox.uids_after(0)
-    assert mailbox.headers(uids)[0].message_id == "<raw-1@example.test>"
+    assert mailbox.headers(uids).headers[0].message_id == "<raw-1@example.test>"
     assert mailbox.messages(uids) == dict(zip(uids, raws, strict=True))
     assert mailbox.messages(uids[:1])[uids[0]] == RAW_MAIL
 
@@ -580,7 +585,7 @@ def test_open_is_read_only(dovecot, login, mailbox):
 def test_fetching_peeks_even_in_a_writable_folder(dovecot, login, mailbox):
     uids = [dovecot.append(login, reader.INBOX, message(n)) for n in range(2)]
     mailbox.client.select_folder(reader.INBOX)  # read-write, unlike open()
-    assert [h.uid for h in mailbox.headers(uids)] == uids
+    assert [h.uid for h in mailbox.headers(uids).headers] == uids
     assert list(mailbox.messages(uids)) == uids
     assert visible_flags(dovecot, login, uids) == {uid: set() for uid in uids}
 
@@ -649,10 +654,73 @@ def test_headers_addresses_keep_bcc_apart():
     assert reader.Headers(uid=2, message_id="").addresses(with_bcc=True) == set()
 
 
+QUOTED = b'"FROM" "TO" "CC" "BCC" "MESSAGE-ID" "DATE"'
+# How servers label the header section (Courier quotes the field names): each is read the same.
+LABELS = {
+    "as asked": lambda label: label,
+    "quoted": lambda label: label.replace(b"FROM TO CC BCC MESSAGE-ID DATE", QUOTED),
+    "lower case": lambda label: label.lower(),
+    "another list": lambda label: b"BODY[HEADER.FIELDS (FROM TO)]",
+    "the whole header": lambda label: b"BODY[HEADER]",
+}
+
+
+def fake_reader(raws, sections):
+    """A MailboxReader on a FakeImapServer that answers the header FETCH through ``sections``."""
+    fake = FakeImapServer(messages=raws, sections=sections).start()
+    server = connection.Server("localhost", fake.port, "ssl")
+    client = connection.open_imap(
+        server, "u", "p", ca_file=fake.ca_file, allow_private=True, timeout=imapclient.SocketTimeout(5, 5)
+    )
+    mailbox = reader.MailboxReader(client)
+    mailbox.open(reader.INBOX)
+    return fake, mailbox
+
+
+@pytest.mark.parametrize("relabel", LABELS.values(), ids=LABELS)
+def test_every_label_of_the_header_is_read_the_same(relabel):
+    raws = [message(n, To="carla@example.com") for n in range(3)]
+    fake, mailbox = fake_reader(
+        raws, lambda folder, uid, label, content: relabel(label) + b" {%d}\r\n%s" % (len(content), content)
+    )
+    try:
+        headers, unread = mailbox.headers([1, 2, 3])
+    finally:
+        mailbox.client.logout()
+        fake.stop()
+    assert unread == []
+    assert [h.message_id for h in headers] == [f"<mail-{n}@example.test>" for n in range(3)]
+    assert all(h.recipients == {"carla@example.com"} for h in headers)
+    assert all(h.senders == {"anna.recruiter@example.test"} for h in headers)
+
+
+def test_a_mail_answered_without_its_header_is_unread_not_a_mail_without_addresses():
+    raws = [message(n, To="carla@example.com") for n in range(5)]
+    answers = {
+        2: lambda label, content: label + b" NIL",  # NIL
+        3: lambda label, content: b"",  # no header section at all
+        4: lambda label, content: None,  # the mail left out of the answer, though still there
+    }
+
+    def sections(folder, uid, label, content):
+        if uid in answers:
+            return answers[uid](label, content)
+        return label + b" {%d}\r\n%s" % (len(content), content)
+
+    fake, mailbox = fake_reader(raws, sections)
+    try:
+        headers, unread = mailbox.headers([1, 2, 3, 4, 5, 9])  # 9: gone (deleted meanwhile)
+    finally:
+        mailbox.client.logout()
+        fake.stop()
+    assert [h.uid for h in headers] == [1, 5]
+    assert unread == [2, 3, 4]
+
+
 def test_a_mail_deleted_between_headers_and_bodies_is_left_out(dovecot, login, mailbox):
     uids = [dovecot.append(login, reader.INBOX, message(n)) for n in range(3)]
     mailbox.open(reader.INBOX)
-    assert len(mailbox.headers(uids)) == 3
+    assert len(mailbox.headers(uids).headers) == 3
     with dovecot.client(login) as other:  # the recruiter deletes one, in their mail program
         other.select_folder(reader.INBOX)
         other.delete_messages(uids[1:2])

@@ -5,8 +5,14 @@ time of this FETCH, and the largest part of a first scan of many mails, went the
 has the same shape mail after mail (a number, three items, the header fields as a literal); an
 answer of that shape is read here by patterns (:func:`_read`). Any other answer (NIL or quoted
 header fields, items a server adds or names otherwise, an unusual INTERNALDATE) is read by
-imapclient's parser itself. Both give what ``IMAPClient.fetch`` gives: tests/test_header_fetch.py
-holds them side by side on Dovecot's answers and on altered ones.
+imapclient's parser itself.
+
+Servers label the header section as RFC 3501 lets them: Dovecot and Cyrus repeat the request
+(``BODY[HEADER.FIELDS (FROM TO ...)]``), Courier quotes the field names (``("FROM" "TO" ...)``),
+others change their case or name other fields. Whatever its label, the section is given under
+:data:`HEADER_KEY` (:func:`_labelled`); a mail whose answer holds none has no value there.
+tests/test_header_fetch.py holds both readers side by side on recorded answers of Dovecot, Courier
+and Cyrus and on altered ones.
 """
 
 import re
@@ -22,13 +28,16 @@ from imapclient.util import to_ints, to_unicode
 HEADER_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 HEADER_KEY = b"BODY[HEADER.FIELDS (FROM TO CC BCC MESSAGE-ID DATE)]"
 ITEMS = [HEADER_FIELDS, b"INTERNALDATE", b"RFC822.SIZE"]
-# One mail's answer, as imaplib hands it over: "<number> (<items> <HEADER_KEY> {<length>}" with
+# One mail's answer, as imaplib hands it over: "<number> (<items> <header section> {<length>}" with
 # the literal, then "<items>)". Items: UID and RFC822.SIZE as numbers imapclient makes ints of
-# (no leading zero), INTERNALDATE as a quoted string with no escapes.
+# (no leading zero), INTERNALDATE as a quoted string with no escapes. The header section: the
+# fields asked for, in any case, bare or quoted, or others (no parenthesis nor backslash in them).
 _ITEM = rb'UID (?:0|[1-9][0-9]*)|RFC822\.SIZE (?:0|[1-9][0-9]*)|INTERNALDATE "[^"\\\r\n]*"'
-BEFORE = re.compile(
-    rb"(?P<number>[1-9][0-9]*) \((?P<items>(?:(?:%s) )*)%s \{[0-9]+\}" % (_ITEM, re.escape(HEADER_KEY))
-)
+_SECTION = rb"(?i:BODY\[HEADER\.FIELDS \([^()\\\r\n]*\)\])"
+BEFORE = re.compile(rb"(?P<number>[1-9][0-9]*) \((?P<items>(?:(?:%s) )*)%s \{[0-9]+\}" % (_ITEM, _SECTION))
+# How imapclient's parser names a header section (it upper-cases the label, quotes kept): any
+# BODY[HEADER...] (HEADER, HEADER.FIELDS, .NOT, with or without a partial <origin>) or RFC822.HEADER.
+SECTION_LABELS = (b"BODY[HEADER", b"RFC822.HEADER")
 AFTER = re.compile(rb"(?P<items>(?: (?:%s))*)\)" % _ITEM)
 ITEM = re.compile(rb'(UID|RFC822\.SIZE|INTERNALDATE) (?:"([^"]*)"|([0-9]+))')
 # An INTERNALDATE read here (RFC 3501: "dd-Mon-yyyy hh:mm:ss +zzzz"); two-digit or odd years,
@@ -52,16 +61,32 @@ def fetch_headers(client, uids):
     typ, data = client._imap.uid("FETCH", join_message_ids(uids), seq_to_parenstr_upper(ITEMS))
     if typ != "OK":
         raise IMAPClientError(f"fetch failed: {to_unicode(data[0])}")
-    answer = _read(data, client.normalise_times)
-    if answer is None:
-        answer = parse_fetch_response(data, client.normalise_times, True)
+    answer = read_answer(data, client.normalise_times)
     # As IMAPClient.fetch: mail the server named unasked (an unsolicited FETCH) is left out.
     return {uid: answer[uid] for uid in to_ints(uids) if uid in answer}
 
 
+def read_answer(data, normalise=True):
+    """The answer to the header FETCH as imaplib hands it over (``data``), read: ``{uid: {item:
+    value}}``, the header section under HEADER_KEY (None for NIL) where the server sent one."""
+    answer = _read(data, normalise)
+    return _labelled(parse_fetch_response(data, normalise, True)) if answer is None else answer
+
+
+def _labelled(answer):
+    """imapclient's ``answer`` with each mail's header section under HEADER_KEY, whatever the
+    server labelled it (the first one with a value, when it sent more than one)."""
+    for values in answer.values():
+        labels = [label for label in values if label.startswith(SECTION_LABELS)]
+        sections = [values.pop(label) for label in labels]
+        if labels:
+            values[HEADER_KEY] = next((section for section in sections if section is not None), None)
+    return answer
+
+
 def _read(data, normalise):
-    """``parse_fetch_response(data, normalise)`` of an answer whose every mail has the usual
-    shape (see BEFORE and AFTER); None for any other."""
+    """``_labelled(parse_fetch_response(data, normalise))`` of an answer whose every mail has the
+    usual shape (see BEFORE and AFTER); None for any other."""
     if len(data) % 2:
         return None
     # The system's offset from UTC, read once per answer (imapclient reads it for each mail: the

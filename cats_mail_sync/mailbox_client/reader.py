@@ -13,8 +13,10 @@ import datetime
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
+from typing import NamedTuple
 
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from imapclient.imapclient import join_message_ids
 
 from . import errors
 from .addresses import addresses_in
@@ -90,6 +92,14 @@ class Headers:
         return self.senders | self.recipients | (self.blind_recipients if with_bcc else set())
 
 
+class HeadersRead(NamedTuple):
+    """What :meth:`MailboxReader.headers` read: the :class:`Headers` of the mails it could read, in
+    UID order, and the UIDs of those it could not (``unread``), ascending."""
+
+    headers: list
+    unread: list
+
+
 @dataclass
 class Searched:
     """What :meth:`MailboxReader.search_addresses` found: the UIDs, the SEARCH commands it took,
@@ -146,14 +156,16 @@ class MailboxReader:
         self.utf8_search = None
 
     def find_sent_folder(self):
-        """The Sent folder's name: SPECIAL-USE \\Sent first, then known names."""
+        """The Sent folder's name: SPECIAL-USE \\Sent first (in any case: Cyrus lists "\\sent"),
+        then known names."""
         try:
-            special = self.client.find_special_folder(b"\\Sent")
-            if special:
-                return special
-            names = [name for _flags, _delimiter, name in self.client.list_folders()]
+            listed = self.client.list_folders()
         except IMAPClientError as exc:
             raise errors.MailboxError() from exc
+        for flags, _delimiter, name in listed:
+            if any(flag.lower() == b"\\sent" for flag in flags):
+                return name
+        names = [name for _flags, _delimiter, name in listed]
         by_lower = {name.lower(): name for name in names}
         for candidate in SENT_NAMES_LOWER:
             if candidate in by_lower:
@@ -245,14 +257,23 @@ class MailboxReader:
         return set(self.client.search(criteria, charset=charset))
 
     def headers(self, uids):
-        """Parsed headers of ``uids``, in UID order, fetched in batches."""
-        found = []
+        """The parsed headers of ``uids``, fetched in batches: :class:`HeadersRead`.
+
+        A mail whose answer holds no header section (none, or NIL), or that the server left out of
+        its answer while still holding it, is unread: not a mail without addresses. A mail the
+        server left out because it is gone (deleted meanwhile) is neither.
+        """
+        read = HeadersRead([], [])
         for batch in batches(sorted(uids)):
             response = fetch_headers(self.client, batch)
             for uid in sorted(response):
                 data = response[uid]
-                fields = header_fields(data.get(HEADER_KEY) or b"")
-                found.append(
+                raw = data.get(HEADER_KEY)
+                if not isinstance(raw, bytes):
+                    read.unread.append(uid)
+                    continue
+                fields = header_fields(raw)
+                read.headers.append(
                     Headers(
                         uid=uid,
                         # 8-bit headers come as email.header.Header objects: str() them.
@@ -264,7 +285,12 @@ class MailboxReader:
                         size=int(data.get(b"RFC822.SIZE") or 0),
                     )
                 )
-        return found
+            left_out = sorted(set(batch) - set(response))
+            if left_out:
+                still_there = set(self.client.search(["UID", join_message_ids(left_out)]))
+                read.unread.extend(uid for uid in left_out if uid in still_there)
+        read.unread.sort()
+        return read
 
     def messages(self, uids):
         """``{uid: raw bytes}`` of whole mails, fetched in batches; a mail deleted meanwhile is

@@ -116,7 +116,13 @@ It serves the run's test CA certificate (``harness.tls.authority()``), greets,
 and answers CAPABILITY, LOGIN, LOGOUT, NOOP, ID, ENABLE, NAMESPACE, LIST/LSUB,
 STATUS, SELECT/EXAMINE, CLOSE/UNSELECT, SEARCH and FETCH (UID or not: UIDs are
 1..n) from ``messages`` (raw mails in INBOX, or ``{folder: [raw, ...]}``; the
-folders are INBOX and a ``\\Sent`` "Sent" at least). ``script`` maps a command
+folders are INBOX and a ``\\Sent`` "Sent" at least). ``sections``, a callable
+``(folder, uid, label, content)``, gives the bytes of each ``BODY[...]`` item of a
+FETCH answer (``label`` such as ``b"BODY[HEADER.FIELDS (FROM TO)]"``, ``content``
+the section's bytes): the answers other servers give (quoted field names, NIL, no
+section at all: ``b""``; None leaves the mail out of the answer); by default the
+label and the content as a literal.
+``script`` maps a command
 name ("LOGIN", "EXAMINE", "FETCH" for UID FETCH too...) or "GREETING" to one
 step or a tuple of steps, for every connection (change it at any time):
 
@@ -909,8 +915,11 @@ class FakeImapServer:
     ``users``: ``{login: password}`` checked at LOGIN (any login is accepted when None).
     """
 
-    def __init__(self, script=None, messages=(), *, users=None, authority=None, uidvalidity=1, host=HOST):
+    def __init__(
+        self, script=None, messages=(), *, users=None, authority=None, uidvalidity=1, host=HOST, sections=None
+    ):
         self.script = dict(script or {})
+        self.sections = sections or (lambda folder, uid, label, content: label + b" " + _literal(content))
         folders = dict(messages) if isinstance(messages, dict) else {"INBOX": list(messages)}
         folders.setdefault("INBOX", [])
         folders.setdefault("Sent", [])
@@ -1227,11 +1236,16 @@ class _Session:
         for number in sorted(_sequence(args[0], len(mails))):
             raw = mails[number - 1]
             parts = [b"UID %d" % number]
+            left_out = False
             for match in _FETCH_ITEM.finditer(items):
                 word = match.group(0).upper()
                 if match.group(1):
                     section = match.group(2).upper()
-                    parts.append(b"BODY[%s] " % section.encode() + _literal(_section(raw, section)))
+                    label = b"BODY[%s]" % section.encode()
+                    part = self.server.sections(self.selected, number, label, _section(raw, section))
+                    left_out = part is None
+                    if part:
+                        parts.append(part)
                 elif word == "RFC822.SIZE":
                     parts.append(b"RFC822.SIZE %d" % len(raw))
                 elif word == "RFC822.HEADER":
@@ -1244,7 +1258,8 @@ class _Session:
                     parts.append(b"FLAGS ()")
                 elif word == "INTERNALDATE":
                     parts.append(b"INTERNALDATE " + INTERNALDATE.encode())
-            self.sock.sendall(b"* %d FETCH (" % number + b" ".join(parts) + b")\r\n")
+            if not left_out:
+                self.sock.sendall(b"* %d FETCH (" % number + b" ".join(parts) + b")\r\n")
         self.send(f"{tag} OK Fetch completed.")
 
 

@@ -63,14 +63,19 @@ def as_in_production():
 
 
 class MailboxCase(TransactionCase):
-    """One Dovecot per test class; Anna and Bert are recruiters with a mailbox there."""
+    """One IMAP server per test class (Dovecot, unless ``imap_server`` says another: see
+    test_other_servers.py); Anna and Bert are recruiters with a mailbox there.
+
+    ``deliver(..., "Sent")`` puts mail in the server's Sent folder, whatever its name there."""
+
+    imap_server = Dovecot
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.dovecot = Dovecot(PASSWORDS, **cls.dovecot_options()).start()
-        cls.addClassCleanup(cls.dovecot.stop)
-        allow_local_servers(cls.env, cls.dovecot.ca_file)
+        cls.imap = cls.imap_server(PASSWORDS, **cls.imap_options()).start()
+        cls.addClassCleanup(cls.imap.stop)
+        allow_local_servers(cls.env, cls.imap.ca_file)
         cls.anna = cls.recruiter("anna", ANNA)
         cls.bert = cls.recruiter("bert", BERT)
         cls.candidate = cls.env["hr.candidate"].create(
@@ -93,7 +98,7 @@ class MailboxCase(TransactionCase):
         )
 
     @classmethod
-    def dovecot_options(cls):
+    def imap_options(cls):
         """More arguments of the test class's :class:`Dovecot`."""
         return {}
 
@@ -102,8 +107,8 @@ class MailboxCase(TransactionCase):
         # The database goes back to the class's state after each test; so
         # does the mail server: each test starts with empty folders.
         for login in PASSWORDS:
-            with self.dovecot.client(login) as client:
-                for folder in ("INBOX", "Sent"):
+            with self.imap.client(login) as client:
+                for folder in (self.imap.inbox, self.imap.sent_folder):
                     client.select_folder(folder)
                     client.delete_messages(client.search(["ALL"]))
                     client.expunge()
@@ -125,8 +130,8 @@ class MailboxCase(TransactionCase):
             "mailbox_email": address,
             "mailbox_login": address,
             "mailbox_password": PASSWORDS.get(address, "x"),
-            "mailbox_imap_host": cls.dovecot.host,
-            "mailbox_imap_port": cls.dovecot.ssl_port,
+            "mailbox_imap_host": cls.imap.host,
+            "mailbox_imap_port": cls.imap.ssl_port,
             "mailbox_imap_security": "ssl",
             **settings,
         }
@@ -143,7 +148,8 @@ class MailboxCase(TransactionCase):
         self.env["cats_mail_sync.sync"]._cron()
 
     def deliver(self, user, mail, folder="INBOX", **kwargs):
-        return self.dovecot.append(user.mailbox_login, folder, mail, **kwargs)
+        folder = self.imap.sent_folder if folder == "Sent" else folder
+        return self.imap.append(user.mailbox_login, folder, mail, **kwargs)
 
     def logged(self, record, message_id=None):
         """Mail logged on ``record`` by cats_mail_sync (optionally one Message-ID)."""
@@ -180,8 +186,8 @@ class CommittedMailboxCase(TransactionCase):
             )
             for number in range(cls.mailboxes)
         }
-        cls.dovecot = Dovecot(cls.passwords).start()
-        cls.addClassCleanup(cls.dovecot.stop)
+        cls.imap = Dovecot(cls.passwords).start()
+        cls.addClassCleanup(cls.imap.stop)
 
     def setUp(self):
         super().setUp()
@@ -193,7 +199,7 @@ class CommittedMailboxCase(TransactionCase):
         self.params_before = {key: params.get_param(key) for key in self.params}
         self.remember(env)
         self.addCleanup(self.clean_up)
-        allow_local_servers(env, self.dovecot.ca_file)
+        allow_local_servers(env, self.imap.ca_file)
         self.candidate_address = f"carla.{self.token}@example.com"
         self.candidate = env["hr.candidate"].create(
             {"partner_name": "Carla Candidate", "email_from": self.candidate_address}
@@ -211,8 +217,8 @@ class CommittedMailboxCase(TransactionCase):
                     "mailbox_email": address,
                     "mailbox_login": address,
                     "mailbox_password": password,
-                    "mailbox_imap_host": self.dovecot.host,
-                    "mailbox_imap_port": self.dovecot.ssl_port,
+                    "mailbox_imap_host": self.imap.host,
+                    "mailbox_imap_port": self.imap.ssl_port,
                     "mailbox_imap_security": "ssl",
                 }
             )

@@ -21,10 +21,10 @@ class TestActivation(MailboxCase):
         self.assertTrue(self.anna.mailbox_activated_at)
         folders = {f.role: f for f in self.anna.mailbox_folder_ids}
         self.assertEqual(folders["inbox"].name, "INBOX")
-        self.assertEqual(folders["sent"].name, "Sent")
+        self.assertEqual(folders["sent"].name, self.imap.sent_folder)
         self.assertEqual(folders["inbox"].last_uid, 1)
         self.assertEqual(folders["sent"].last_uid, 1)
-        with self.dovecot.client(ANNA) as client:
+        with self.imap.client(ANNA) as client:
             uidvalidity = client.folder_status("INBOX", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
         self.assertEqual(folders["inbox"].uidvalidity, uidvalidity)
 
@@ -51,7 +51,7 @@ class TestActivation(MailboxCase):
     def test_starttls_connection(self):
         self.anna.write(
             {
-                "mailbox_imap_port": self.dovecot.starttls_port,
+                "mailbox_imap_port": self.imap.starttls_port,
                 "mailbox_imap_security": "starttls",
                 "mailbox_password": PASSWORDS[ANNA],
             }

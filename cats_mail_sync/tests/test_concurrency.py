@@ -46,7 +46,7 @@ class TestConcurrentRun(CommittedMailboxCase):
                 message_id=f"<stray{number}.{self.token}@x>",
             )
             for mail in (own, stray, make_mail(self.candidate_address, everybody, message_id=shared)):
-                self.dovecot.append(address, "INBOX", mail)
+                self.imap.append(address, "INBOX", mail)
         return {f"<own{number}.{self.token}@x>": 1 for number in range(MAILBOXES)} | {shared: 1}
 
     def run_due(self, concurrency, seconds=3600):

@@ -19,7 +19,7 @@ from .harness.tls import authority
 class TestFailures(MailboxCase):
     def auth_failures(self):
         """Failed logins Dovecot saw, read from its own log."""
-        log = (self.dovecot.root / "dovecot.log").read_text()
+        log = (self.imap.root / "dovecot.log").read_text()
         return log.count("auth failed")
 
     def test_wrong_password_stops_logins_until_settings_change(self):

@@ -83,7 +83,7 @@ class TestIdleCheck(MailboxCase):
         self.anna.action_mailbox_activate()
         self.sync(self.anna)
         small = self.idle_check()
-        with self.dovecot.client(ANNA) as client:
+        with self.imap.client(ANNA) as client:
             client.multiappend(
                 "INBOX",
                 [make_mail(f"sender{n}@elsewhere.example.net", ANNA).as_bytes() for n in range(300)],

@@ -145,10 +145,10 @@ class TestGroupsCommitted(CommittedMailboxCase):
                 message_id=ids[-1],
                 attachments=[("portfolio.txt", PORTFOLIO, "application", "octet-stream")],
             )
-            uids.append(self.dovecot.append(self.address, "INBOX", mail))
+            uids.append(self.imap.append(self.address, "INBOX", mail))
         messages, seen = reader.MailboxReader.messages, []
         sync = self.env_real["cats_mail_sync.sync"]
-        with FaultProxy(("127.0.0.1", self.dovecot.ssl_port)) as proxy:
+        with FaultProxy(("127.0.0.1", self.imap.ssl_port)) as proxy:
             # The server moves behind the proxy, with no change to the settings (the password
             # is saved for the proxy's port: it goes only where it was saved for).
             self.cr_real.execute(
@@ -156,7 +156,7 @@ class TestGroupsCommitted(CommittedMailboxCase):
             )
             self.user.invalidate_recordset(["mailbox_imap_port"])
             self.env_real["cats_mail_sync.credentials"]._save_password(
-                self.user, self.dovecot.users[self.address]
+                self.user, self.imap.users[self.address]
             )
             self.commit()
 

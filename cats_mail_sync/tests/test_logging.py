@@ -131,8 +131,8 @@ class TestLogging(MailboxCase):
         uid = self.deliver(self.anna, make_mail("carla.candidate@example.com", ANNA, message_id="<flags@x>"))
         self.sync(self.anna)
         self.assertEqual(len(self.logged(self.candidate, "<flags@x>")), 1)
-        with self.dovecot.client(ANNA) as client:
-            client.select_folder("INBOX", readonly=True)
+        with self.imap.client(ANNA) as client:
+            client.select_folder(self.imap.inbox, readonly=True)
             flags = set(client.get_flags([uid])[uid]) - {b"\\Recent"}  # \Recent is per session, not stored
         self.assertEqual(flags, set())
 
@@ -203,9 +203,9 @@ class TestLogging(MailboxCase):
         # The server rebuilds the folder: new UIDVALIDITY, the same mail
         # renumbered, plus one mail that came in meanwhile and one from
         # before activation.
-        with self.dovecot.client(ANNA) as client:
-            client.delete_folder("Sent")
-            client.create_folder("Sent")
+        with self.imap.client(ANNA) as client:
+            client.delete_folder(self.imap.sent_folder)
+            client.create_folder(self.imap.sent_folder)
         long_ago = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
         self.deliver(
             self.anna,

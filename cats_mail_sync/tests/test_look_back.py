@@ -1,7 +1,9 @@
 """Looking back: mail with people who become candidates or contacts after it arrived."""
 
 import base64
+import contextlib
 import datetime
+import imaplib
 import math
 from unittest.mock import patch
 
@@ -200,13 +202,15 @@ class TestLookBack(MailboxCase):
         # The same corpus (its random parts too) for both: only the sender differs.
         for sender in (known, late):
             for _name, raw, _expectation in hostile_corpus(sender, ANNA, token="lookback0001"):
-                self.deliver(self.anna, raw)
+                # Refused by some servers (Cyrus keeps no mail with a NUL byte): in no mailbox.
+                with contextlib.suppress(imaplib.IMAP4.error):
+                    self.deliver(self.anna, raw)
         # The scan alone (the look-back for the first candidate waits).
         looking_back = type(self.env["cats_mail_sync.look_back_sync"])
         with patch.object(looking_back, "_past_deadline", lambda model, tally: True):
             self.sync(self.anna)
         scanned = len(self.logged(first))
-        self.assertGreater(scanned, 90)
+        self.assertGreater(scanned, 80)  # of some 100 (Cyrus refuses to store a few of them)
 
         second = self.env["hr.candidate"].create({"partner_name": "Late", "email_from": late})
         self.sync(self.anna)
@@ -224,9 +228,9 @@ class TestLookBack(MailboxCase):
         self.sync(self.anna)
         inbox = self.anna.mailbox_folder_ids.filtered(lambda f: f.role == "sent")
         old = inbox.uidvalidity
-        with self.dovecot.client(ANNA) as client:
-            client.delete_folder("Sent")
-            client.create_folder("Sent")
+        with self.imap.client(ANNA) as client:
+            client.delete_folder(self.imap.sent_folder)
+            client.create_folder(self.imap.sent_folder)
         long_ago = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
         self.deliver(self.anna, make_mail(ANNA, STRANGER, message_id="<ancient@x>"), "Sent", date=long_ago)
         self.deliver(self.anna, make_mail(ANNA, STRANGER, message_id="<kept@x>"), "Sent")

@@ -87,7 +87,7 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
 
     def test_an_administrator_s_change_of_server_or_login_sends_the_password_nowhere(self):
         # Each change moves one thing only; a recorder listens where the mailbox then points.
-        imap_host = self.recorder("imap", address="127.0.0.2", port=self.dovecot.ssl_port)
+        imap_host = self.recorder("imap", address="127.0.0.2", port=self.imap.ssl_port)
         imap_port = self.recorder("imap")
         smtp_host = self.recorder("smtp", address="127.0.0.2", port=self.smtp.ssl_port)
         smtp_port = self.recorder("smtp")
@@ -101,8 +101,8 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
         }
         saved = {
             "mailbox_login": ANNA,
-            "mailbox_imap_host": self.dovecot.host,
-            "mailbox_imap_port": self.dovecot.ssl_port,
+            "mailbox_imap_host": self.imap.host,
+            "mailbox_imap_port": self.imap.ssl_port,
             "mailbox_smtp_host": "localhost",
             "mailbox_smtp_port": self.smtp.ssl_port,
         }
@@ -161,7 +161,7 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
         self.assert_nothing_sent(imap)
 
     def test_sync_now_after_a_change_in_the_database_sends_the_password_nowhere(self):
-        imap = self.recorder("imap", address="127.0.0.2", port=self.dovecot.ssl_port)
+        imap = self.recorder("imap", address="127.0.0.2", port=self.imap.ssl_port)
         self.activate_with_a_mail_logged()
         self.env.flush_all()
         self.env.cr.execute(
@@ -180,7 +180,7 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
         self.activate_with_a_mail_logged()
         # The administrator moves the mailbox to its STARTTLS port: the same mailbox.
         self.anna.with_user(self.admin).write(
-            {"mailbox_imap_port": self.dovecot.starttls_port, "mailbox_imap_security": "starttls"}
+            {"mailbox_imap_port": self.imap.starttls_port, "mailbox_imap_security": "starttls"}
         )
         self.assertEqual(self.anna.mailbox_state, "not_configured")
         self.assertIn(FORGOTTEN, self.anna.mailbox_error)
@@ -200,7 +200,7 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
             "mailbox_email": ANNA,
             "mailbox_login": ANNA,
             "mailbox_imap_host": "LocalHost",  # the same host
-            "mailbox_imap_port": self.dovecot.ssl_port,
+            "mailbox_imap_port": self.imap.ssl_port,
             "mailbox_smtp_host": "localhost",
             "mailbox_smtp_port": self.smtp.ssl_port,
         }
@@ -290,7 +290,7 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
         return self.env["cats_mail_sync.setup"].with_user(self.anna).browse(action["res_id"])
 
     def test_the_assistant_sends_the_saved_password_only_to_the_saved_servers(self):
-        imap = self.recorder("imap", address="127.0.0.2", port=self.dovecot.ssl_port)
+        imap = self.recorder("imap", address="127.0.0.2", port=self.imap.ssl_port)
         other_imap = self.recorder("imap")
         smtp = self.recorder("smtp")
         changes = {

@@ -146,7 +146,7 @@ class TestSecrets(MailboxCase):
 
     def auth_failures(self):
         """Failed logins Dovecot saw, read from its own log."""
-        return (self.dovecot.root / "dovecot.log").read_text().count("auth failed")
+        return (self.imap.root / "dovecot.log").read_text().count("auth failed")
 
     def assert_password_asked_again(self):
         """The saved password cannot be read: no login with anything else, the recruiter is told."""

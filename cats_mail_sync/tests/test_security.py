@@ -30,7 +30,7 @@ class TestSecurity(MailboxCase):
 
     def test_recruiter_manages_own_mailbox_without_admin_rights(self):
         anna = self.anna.with_user(self.anna)
-        anna.write({"mailbox_password": PASSWORDS[ANNA], "mailbox_imap_port": self.dovecot.ssl_port})
+        anna.write({"mailbox_password": PASSWORDS[ANNA], "mailbox_imap_port": self.imap.ssl_port})
         anna.action_mailbox_activate()
         self.assertEqual(anna.mailbox_state, "active")
         self.assertEqual(anna.read(["mailbox_state"])[0]["mailbox_state"], "active")

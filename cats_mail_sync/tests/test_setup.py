@@ -34,14 +34,14 @@ class TestSetup(MailboxCase):
         super().setUpClass()
         cls.smtp = SMTPTestServer(PASSWORDS).__enter__()
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
-        cls.dns = DnsServer(srv_records(cls.dovecot.ssl_port, cls.smtp.ssl_port)).__enter__()
+        cls.dns = DnsServer(srv_records(cls.imap.ssl_port, cls.smtp.ssl_port)).__enter__()
         cls.addClassCleanup(cls.dns.__exit__, None, None, None)
 
     def setUp(self):
         super().setUp()
         options = {
             "resolver": self.dns.resolver(),
-            "ca_file": self.dovecot.ca_file,
+            "ca_file": self.imap.ca_file,
             "timeout": 1.0,
             "allow_private": True,
         }
@@ -58,7 +58,7 @@ class TestSetup(MailboxCase):
         self.assertEqual(setup.step, "detected")
         self.assertEqual(
             (setup.imap_host, setup.imap_port, setup.imap_security),
-            ("localhost", self.dovecot.ssl_port, "ssl"),
+            ("localhost", self.imap.ssl_port, "ssl"),
         )
         self.assertEqual(
             (setup.smtp_host, setup.smtp_port, setup.smtp_security), ("localhost", self.smtp.ssl_port, "ssl")
@@ -111,7 +111,7 @@ class TestSetup(MailboxCase):
             login=ANNA,
             password=PASSWORDS[ANNA],
             imap_host="localhost",
-            imap_port=self.dovecot.ssl_port,
+            imap_port=self.imap.ssl_port,
             smtp_host="localhost",
             smtp_port=self.smtp.ssl_port,
         )
@@ -142,12 +142,12 @@ class TestSetup(MailboxCase):
             login=ANNA,
             password="new-Secret",
             imap_host="localhost",
-            imap_port=self.dovecot.ssl_port,
+            imap_port=self.imap.ssl_port,
             smtp_host="localhost",
             smtp_port=self.smtp.ssl_port,
         )
         setup.action_save()
-        self.assertEqual(self.anna.mailbox_imap_port, self.dovecot.ssl_port)
+        self.assertEqual(self.anna.mailbox_imap_port, self.imap.ssl_port)
         self.assertEqual(self.anna.mailbox_smtp_port, self.smtp.ssl_port)
         self.assertEqual(self.saved_password(self.anna), "new-Secret")
         self.assertFalse(setup.password, "the assistant forgets the password once saved")
@@ -158,7 +158,7 @@ class TestSetup(MailboxCase):
             "login": email,
             "password": PASSWORDS.get(email, TESS_PASSWORD),
             "imap_host": "localhost",
-            "imap_port": self.dovecot.ssl_port,
+            "imap_port": self.imap.ssl_port,
         }
         return self.setup_for(user, **dict(settings, email=email, **values))
 
@@ -220,7 +220,7 @@ class TestSetup(MailboxCase):
         self.assertFalse(setup.tested)
         setup.action_test()
         self.assertTrue(setup.tested)
-        setup.imap_port = self.dovecot.ssl_port + 0  # written again, same value
+        setup.imap_port = self.imap.ssl_port + 0  # written again, same value
         setup.write({"imap_security": "ssl"})
         self.assertFalse(setup.tested, "changed settings are tested again")
         action = setup.with_user(self.anna).action_save()
@@ -279,7 +279,7 @@ class TestSetup(MailboxCase):
                 step="settings",
                 login="x",
                 imap_host="localhost",
-                imap_port=self.dovecot.ssl_port,
+                imap_port=self.imap.ssl_port,
             )
         own = self.setup_for(self.anna, step="settings", imap_host="localhost")
         with self.assertRaises(UserError):
@@ -393,13 +393,13 @@ class TestSetupTour(HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.dovecot = Dovecot({TESS: TESS_PASSWORD}).start()
-        cls.addClassCleanup(cls.dovecot.stop)
+        cls.imap = Dovecot({TESS: TESS_PASSWORD}).start()
+        cls.addClassCleanup(cls.imap.stop)
         cls.smtp = SMTPTestServer({TESS: TESS_PASSWORD}).__enter__()
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
-        cls.dns = DnsServer(srv_records(cls.dovecot.ssl_port, cls.smtp.ssl_port)).__enter__()
+        cls.dns = DnsServer(srv_records(cls.imap.ssl_port, cls.smtp.ssl_port)).__enter__()
         cls.addClassCleanup(cls.dns.__exit__, None, None, None)
-        allow_local_servers(cls.env, cls.dovecot.ca_file)
+        allow_local_servers(cls.env, cls.imap.ca_file)
         cls.tess = new_test_user(
             cls.env,
             tz="Europe/Amsterdam",
@@ -416,7 +416,7 @@ class TestSetupTour(HttpCase):
         self.assertFalse(self.tess.has_group("base.group_system"))
         options = {
             "resolver": self.dns.resolver(),
-            "ca_file": self.dovecot.ca_file,
+            "ca_file": self.imap.ca_file,
             "timeout": 1.0,
             "allow_private": True,
         }
@@ -428,7 +428,7 @@ class TestSetupTour(HttpCase):
         # The confirmation mail reaches Tess's Inbox; the next sync proves her address.
         self.assertFalse(self.tess.mailbox_email_confirmed)
         confirmation = self.env["mail.mail"].search([("email_to", "=", TESS)])
-        self.dovecot.append(TESS, "INBOX", confirmation_as_delivered(confirmation))
+        self.imap.append(TESS, "INBOX", confirmation_as_delivered(confirmation))
         self.env["cats_mail_sync.sync"]._sync(self.tess)
         self.assertTrue(self.tess.mailbox_email_confirmed)
 

@@ -58,7 +58,7 @@ class TestSignIn(MailboxCase):
         super().setUpClass()
         cls.smtp = SMTPTestServer(oauth=cls.oauth).__enter__()
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
-        point_at(cls.env, cls.oauth, cls.dovecot, cls.smtp)
+        point_at(cls.env, cls.oauth, cls.imap, cls.smtp)
         cls.candidate.email_from = CANDIDATE
         # A refresh is kept in a transaction of its own (registry.cursor()): in test mode,
         # as under HttpCase, that is a savepoint of the test's transaction.
@@ -66,7 +66,7 @@ class TestSignIn(MailboxCase):
         cls.addClassCleanup(cls.registry.leave_test_mode)
 
     @classmethod
-    def dovecot_options(cls):
+    def imap_options(cls):
         return {"oauth": cls.oauth}
 
     def setUp(self):
@@ -121,7 +121,7 @@ class TestSignIn(MailboxCase):
         setup = self.sign_in(self.anna)
         self.assertEqual(setup.signed_in, "microsoft")
         self.assertEqual((setup.email, setup.login), (ANNA, ANNA))
-        self.assertEqual((setup.imap_host, setup.imap_port), (self.dovecot.host, self.dovecot.ssl_port))
+        self.assertEqual((setup.imap_host, setup.imap_port), (self.imap.host, self.imap.ssl_port))
         self.assertEqual((setup.smtp_port, setup.smtp_security), (self.smtp.starttls_port, "starttls"))
         self.assertIn("Signed in with Microsoft as anna@recruit.example.test", setup.detection_log)
         exchange = self.token_requests("authorization_code")[-1]
@@ -376,12 +376,12 @@ class TestSignInInTheBrowser(HttpCase):
         super().setUpClass()
         cls.oauth = OAuthServer([TESS, BERT]).__enter__()
         cls.addClassCleanup(cls.oauth.__exit__, None, None, None)
-        cls.dovecot = Dovecot({}, oauth=cls.oauth).start()
-        cls.addClassCleanup(cls.dovecot.stop)
+        cls.imap = Dovecot({}, oauth=cls.oauth).start()
+        cls.addClassCleanup(cls.imap.stop)
         cls.smtp = SMTPTestServer(oauth=cls.oauth).__enter__()
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
-        allow_local_servers(cls.env, cls.dovecot.ca_file)
-        point_at(cls.env, cls.oauth, cls.dovecot, cls.smtp)
+        allow_local_servers(cls.env, cls.imap.ca_file)
+        point_at(cls.env, cls.oauth, cls.imap, cls.smtp)
         groups = "base.group_user,hr_recruitment.group_hr_recruitment_user"
         cls.tess = new_test_user(
             cls.env,

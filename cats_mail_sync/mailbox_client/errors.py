@@ -134,6 +134,27 @@ class SearchRefused(MailboxError):
     )
 
 
+class MailUnread(MailboxError):
+    """The server's answer for a mail held no header (none, or NIL): the folder is read up to it,
+    and from it again at the next run."""
+
+    message = _lt(
+        "%(folder)s: the mail server's answer for mail %(uid)s held no header, so it could not be "
+        "read. It is read again at the next run, with the mail after it; nothing is lost."
+    )
+
+
+class AnswersUnreadable(MailboxError):
+    """No mail of a folder can be read: the server answers every one without its header."""
+
+    message = _lt(
+        "%(folder)s: the mail server answers every mail without its header, so no mail can be "
+        "logged. Nothing was passed over; report it to your administrator (the server log has the "
+        "details)."
+    )
+    definitive = True
+
+
 class SyncInterrupted(MailboxError):
     message = _lt("The last synchronization was interrupted; it is retried at the next run.")
 

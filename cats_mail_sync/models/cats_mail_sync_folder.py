@@ -48,6 +48,13 @@ class CatsMailSyncFolder(models.Model):
     )
     history_uid = fields.Integer("History done up to UID")
     history_done_at = fields.Datetime("History done")
+    unread_tries = fields.Json(
+        "Mails not read yet",
+        help="{UID: runs it was tried at} of the mails whose header the server's answers did not hold: "
+        "the folder is read up to the first of them, which is passed over (and named in the sync log) "
+        "after as many runs as a failure is retried at every run.",
+        copy=False,
+    )
     look_back_refused = fields.Boolean(
         "Search refused", help="The server refused the last look-back's search: tried again at the next run."
     )

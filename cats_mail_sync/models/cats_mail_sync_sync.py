@@ -25,6 +25,11 @@ RETRY_LATER = timedelta(hours=1)
 LOCK_SPACE = 0x4341_5453  # "CATS"
 # Key space of the locks that keep two runs from logging the same mail at the same moment.
 MAIL_LOCK_SPACE = 0x4341_544D  # "CATM"
+# A mail whose header the server's answers never hold is tried at this many runs, then passed over
+# (named in the sync log), as long as the server reads other mail of its folder.
+UNREAD_TRIES = RETRIES_AT_EVERY_RUN
+# Mails before an unread one asked for to learn whether the server reads any mail of the folder.
+NEIGHBOURS = 20
 # A mail larger than this many MB (cats_mail_sync.max_mail_mb) is logged without its attachments.
 MAX_MAIL_MB = 25
 MB = 1024 * 1024
@@ -124,7 +129,7 @@ class CatsMailSyncSync(models.AbstractModel):
                     for folder in user.mailbox_folder_ids:
                         try:
                             self._sync_folder(user, reader, folder, tally)
-                        except errors.FolderGone as error:
+                        except (errors.FolderGone, errors.MailUnread) as error:
                             # The other folder is still read; the recruiter is told below.
                             tally.problems.append(error)
                     self.env["cats_mail_sync.look_back_sync"]._look_back(user, reader, tally)
@@ -201,7 +206,7 @@ class CatsMailSyncSync(models.AbstractModel):
             done = Tally()
             # The server is read with no transaction open: the one that reads the
             # matches ends before the bodies are fetched, each one that logs after.
-            headers = reader.headers(batch)
+            headers, stop = self._readable(user, reader, folder, batch, tally)
             if rescan:
                 headers = [h for h in headers if not h.received or h.received >= user.mailbox_activated_at]
             found = self._match_batch(user, folder, headers, done)
@@ -209,10 +214,11 @@ class CatsMailSyncSync(models.AbstractModel):
             # Whole mails come in groups capped by size, each logged and committed with the cursor
             # up to the next group's first mail, and freed before the next group is fetched.
             in_groups = list(groups(found[uid][0] for uid in sorted(found))) or [[]]
+            end = stop - 1 if stop else max(batch)
             for number, group in enumerate(in_groups):
                 if number and tally.deadline and time.monotonic() > tally.deadline:
                     return
-                last_uid = in_groups[number + 1][0].uid - 1 if number + 1 < len(in_groups) else max(batch)
+                last_uid = in_groups[number + 1][0].uid - 1 if number + 1 < len(in_groups) else end
                 raw = self._fetch(reader, group, limit)
                 with self._mails_locked(h.message_id for h in group):
                     with self.env.cr.savepoint():
@@ -230,6 +236,8 @@ class CatsMailSyncSync(models.AbstractModel):
                     self._commit()
                 tally.add(done)
                 done = Tally()
+            if stop:
+                raise errors.MailUnread(folder=folder.name, uid=stop)  # the cursor stays before it
         # Everything up to the STATUS taken above has now been looked at.
         folder.write(
             {
@@ -238,6 +246,65 @@ class CatsMailSyncSync(models.AbstractModel):
                 "synced_at": fields.Datetime.now(),
             }
         )
+
+    @api.model
+    def _readable(self, user, reader, folder, uids, tally):
+        """The headers of the mails ``uids`` of the open ``folder`` that can be read, up to the first
+        one that cannot: ``(headers, stop)``, ``stop`` being the UID of that mail (None when every
+        mail was read): the caller's cursor stays before it, and the next run reads from it again.
+
+        A mail whose header the server's answers never held is tried at UNREAD_TRIES runs (counted
+        in the folder's ``unread_tries``), then passed over and named in the sync log: one odd mail
+        does not hold a mailbox up. Only where the server reads other mail of the folder: if it
+        reads none, the mailbox stops (AnswersUnreadable) and nothing is passed over.
+        """
+        headers, unread = reader.headers(uids)
+        tries = {int(uid): count for uid, count in (folder.unread_tries or {}).items()}
+        if not unread and not tries:
+            return headers, None
+        for uid in uids:
+            tries.pop(uid, None)  # read, or gone
+        tries.update({uid: (folder.unread_tries or {}).get(str(uid), 0) + 1 for uid in unread})
+        given_up = [uid for uid in unread if tries[uid] >= UNREAD_TRIES]
+        if given_up and not headers and not self._reads_mail_before(reader, given_up[0]):
+            _logger.warning(
+                "Mailbox of user %s, folder %r: the answers of %s:%s to the header FETCH hold no "
+                "header section for UIDs %s, nor for the mails before them",
+                user.id,
+                folder.name,
+                user.mailbox_imap_host,
+                user.mailbox_imap_port,
+                unread[:10],
+            )
+            raise errors.AnswersUnreadable(folder=folder.name)
+        for uid in given_up:
+            del tries[uid]
+            tally.skip(
+                folder.name,
+                "",
+                "",
+                "",
+                user.with_context(lang=user.lang).env._(
+                    "Passed over: the server's answers held no header for mail %(uid)s in %(tries)s runs.",
+                    uid=uid,
+                    tries=UNREAD_TRIES,
+                ),
+            )
+        folder.unread_tries = {str(uid): count for uid, count in tries.items()}
+        stop = next((uid for uid in unread if uid not in given_up), None)
+        if stop:
+            headers = [header for header in headers if header.uid < stop]
+        return headers, stop
+
+    @api.model
+    def _reads_mail_before(self, reader, uid):
+        """Whether the server reads any of the NEIGHBOURS mails before ``uid`` in the open folder."""
+        if uid <= 1:
+            return False
+        before = [
+            found for found in reader.search(["UID", f"{max(1, uid - NEIGHBOURS)}:{uid - 1}"]) if found < uid
+        ]
+        return bool(before and reader.headers(before).headers)
 
     @contextmanager
     def _mails_locked(self, message_ids):

@@ -218,15 +218,16 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
     def _log_uids(self, user, reader, folder, uids, scope, tally, cursor, wanted=None):
         """Match and log the mails ``uids`` of the open folder as the scan does (on the ``wanted``
         records only, when given), committing group by group with ``cursor`` (a folder field: the
-        UID up to which it is done); False when the time budget ran out first."""
+        UID up to which it is done); False when the time budget ran out first, or a mail could not
+        be read (the cursor stays before it)."""
         sync = self.env["cats_mail_sync.sync"]
         limit = sync._max_mail_bytes()
         for batch in batches(uids):
             if self._past_deadline(tally):
                 return False
             done = Tally()
-            headers = scope.kept(reader.headers(batch))
-            found = sync._match_batch(user, folder, headers, done)
+            headers, stop = sync._readable(user, reader, folder, batch, tally)
+            found = sync._match_batch(user, folder, scope.kept(headers), done)
             if wanted is not None:
                 found = self._only(found, wanted)
             self._commit()
@@ -248,8 +249,14 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
                 tally.shortened += done.shortened
                 tally.skipped += done.skipped
                 tally.message_ids += done.message_ids
-            folder.write({cursor: max(batch), "look_back_uidvalidity": folder.uidvalidity})
+            folder.write(
+                {cursor: stop - 1 if stop else max(batch), "look_back_uidvalidity": folder.uidvalidity}
+            )
             self._commit()
+            if stop:
+                # Not read: looked at again from there at the next run (a problem of the run).
+                tally.problems.append(errors.MailUnread(folder=folder.name, uid=stop))
+                return False
         return True
 
     @api.model

@@ -18,4 +18,5 @@ from . import test_idle_check
 from . import test_migration_recipients
 from . import test_removal
 from . import test_screens
+from . import test_unread_mail
 from . import test_other_servers

@@ -8,6 +8,7 @@ left in any table or column) and installed again (it starts clean).
 """
 
 import ast
+import json
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -19,6 +20,30 @@ from harness.dovecot import Dovecot
 
 RECRUITER, PASSWORD = "upgrade@recruit.example.test", "upgrade-Secret-17"
 CANDIDATE = "carla@example.com"
+STRANGER = "stan@example.org"
+
+# PostgreSQL's catalogue of the database's schema, one line per object: relations (tables,
+# indexes, sequences, views), columns, functions, constraints and triggers.
+CATALOGUE = """
+import json, sys, odoo
+odoo.tools.config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2]])
+with odoo.sql_db.db_connect(sys.argv[2]).cursor() as cr:
+    cr.execute(\"\"\"
+        SELECT 'relation ' || c.relname || ' (' || c.relkind::text || ')' FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()
+        UNION ALL SELECT 'index ' || indexname || ' on ' || tablename FROM pg_indexes
+         WHERE schemaname = current_schema()
+        UNION ALL SELECT 'column ' || table_name || '.' || column_name FROM information_schema.columns
+         WHERE table_schema = current_schema()
+        UNION ALL SELECT 'function ' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = current_schema()
+        UNION ALL SELECT 'constraint ' || c.conname || ' on ' || c.conrelid::regclass::text
+          FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+         WHERE n.nspname = current_schema()
+        UNION ALL SELECT 'trigger ' || tgname || ' on ' || tgrelid::regclass::text FROM pg_trigger
+         WHERE NOT tgisinternal\"\"\")
+    print(json.dumps(sorted(row[0] for row in cr.fetchall())))
+"""
 
 # Run in the previous release's Odoo: a recruiter with an active mailbox and one mail logged.
 BEFORE = """
@@ -95,6 +120,17 @@ with odoo.modules.registry.Registry(args[1]).cursor() as cr:
     )
     print("logged", sorted(cr.fetchall()))
     print("private hosts allowed", env["ir.config_parameter"].get_param("cats_mail_sync.allow_private_hosts"))
+    # A stranger who wrote before the upgrade becomes a candidate: the look-back logs the mail.
+    env["hr.candidate"].create({"partner_name": "Stan", "email_from": args[4]})
+    cr.commit()
+    env["cats_mail_sync.sync"]._cron()
+    cr.commit()
+    looked_back = env["mail.message"].search([("message_id", "=", "<stranger@x>")])
+    print("looked back", len(looked_back))
+    # The recruiter removes it from the record: recorded, never logged there again.
+    env["cats_mail_sync.removal"].with_user(user)._remove(looked_back.with_user(user))
+    cr.commit()
+    print("removals", env["cats_mail_sync.removal"].search_count([]))
 """
 
 
@@ -158,6 +194,8 @@ with odoo.modules.registry.Registry(sys.argv[2]).cursor() as cr:
     print("columns left", [name for (name,) in cr.fetchall()])
     cr.execute("SELECT count(*) FROM ir_mail_server WHERE smtp_user = %s", [sys.argv[4]])
     print("recruiter servers left", cr.fetchone()[0])
+    cr.execute("SELECT count(*) FROM mail_message WHERE message_id = '<before-upgrade@x>'")
+    print("logged mail kept", cr.fetchone()[0])
 """
 
 # Run after installing the module again.
@@ -187,13 +225,23 @@ def run(python, *args):
     return done.stdout
 
 
+def left_behind(before, after):
+    """The objects of catalogue ``after`` that ``before`` did not have (JSON lists)."""
+    return sorted(set(json.loads(after)) - set(json.loads(before)))
+
+
 def main(previous_conf, current_conf, database, workdir):
     python = sys.executable
+    # The catalogue before the addon was ever installed (its dependencies are).
+    catalogue = run(python, "-c", CATALOGUE, current_conf, database)
+    install = ["-c", previous_conf, "-d", database, "-i", "cats_mail_sync", "--stop-after-init"]
+    run(python, "-m", "odoo", *install, "--log-level=warn", "--without-demo=all")
     with Dovecot({RECRUITER: PASSWORD}) as dovecot:
         port = str(dovecot.ssl_port)
         setup = [previous_conf, database, dovecot.ca_file, port, RECRUITER, PASSWORD, CANDIDATE]
         print(run(python, "-c", BEFORE, *setup))
         dovecot.append(RECRUITER, "INBOX", mail(CANDIDATE, RECRUITER, "<before-upgrade@x>"))
+        dovecot.append(RECRUITER, "INBOX", mail(STRANGER, RECRUITER, "<stranger@x>"))
         before = run(python, "-c", SYNC, previous_conf, database)
         print(before)
         passed_over = dovecot.append(RECRUITER, "INBOX", mail(CANDIDATE, RECRUITER, "<passed-over@x>"))
@@ -201,10 +249,12 @@ def main(previous_conf, current_conf, database, workdir):
         during = dovecot.append(RECRUITER, "INBOX", mail(CANDIDATE, RECRUITER, "<during-upgrade@x>"))
         upgrade = ["-c", current_conf, "-d", database, "-u", "cats_mail_sync", "--stop-after-init"]
         run(python, "-m", "odoo", *upgrade, "--log-level=warn")
-        after = run(python, "-c", AFTER, current_conf, database, PASSWORD, RECRUITER)
+        after = run(python, "-c", AFTER, current_conf, database, PASSWORD, RECRUITER, STRANGER)
         print(after)
         uninstall = run(python, "-c", UNINSTALL, current_conf, database, PASSWORD)
         traces = run(python, "-c", TRACES, current_conf, database, PASSWORD, RECRUITER)
+        left = left_behind(catalogue, run(python, "-c", CATALOGUE, current_conf, database))
+        traces += f"catalogue left {left}\n"
         print(uninstall + traces)
         reinstall = ["-c", current_conf, "-d", database, "-i", "cats_mail_sync", "--stop-after-init"]
         run(python, "-m", "odoo", *reinstall, "--log-level=warn")
@@ -237,6 +287,13 @@ def main(previous_conf, current_conf, database, workdir):
         "secrets left []": "uninstalled: no password nor token left in any table or column",
         "columns left []": "uninstalled: none of the module's columns left",
         "recruiter servers left 0": "uninstalled: no recruiter's outgoing server left",
+        "looked back 1": "a stranger made a candidate: the look-back logs their mail",
+        "removals 1": "a logged mail removed by the recruiter",
+        "catalogue left []": (
+            "uninstalled: PostgreSQL's catalogue (relations, indexes, columns, functions, constraints, "
+            "triggers) as before the install"
+        ),
+        "logged mail kept 1": "uninstalled: the logged mail stays on its record",
         "reinstalled not_configured  False": "installed again: it starts clean",
     }
     failed = [what for line, what in expected.items() if line not in after]

@@ -7,8 +7,8 @@ MANAGERS = "hr_recruitment.group_hr_recruitment_manager"
 class CatsMailSyncRemoval(models.Model):
     """A logged mail removed from a record: it is never logged on that record again.
 
-    Keeps who removed it, when, from which record, and the mail's Message-ID:
-    nothing of the mail's content (no subject, addresses or body).
+    Keeps who removed it (their name too, should the user be deleted), when, from which record,
+    and the mail's Message-ID: nothing of the mail's content (no subject, addresses or body).
     """
 
     _name = "cats_mail_sync.removal"
@@ -22,9 +22,9 @@ class CatsMailSyncRemoval(models.Model):
     mailbox_user_id = fields.Many2one(
         "res.users", "Logged from the mailbox of", readonly=True, index=True, ondelete="set null"
     )
-    removed_by_id = fields.Many2one(
-        "res.users", "Removed by", required=True, readonly=True, ondelete="restrict"
-    )
+    # Who removed it: the user, and their name (kept when the user is deleted).
+    removed_by_id = fields.Many2one("res.users", "Removed by", readonly=True, ondelete="set null")
+    removed_by_name = fields.Char("Removed by (name)", readonly=True)
     removed_at = fields.Datetime("Removed on", required=True, readonly=True, default=fields.Datetime.now)
 
     _sql_constraints = [
@@ -75,6 +75,7 @@ class CatsMailSyncRemoval(models.Model):
                     "res_id": message.res_id,
                     "mailbox_user_id": message.mailbox_user_id.id,
                     "removed_by_id": user.id,
+                    "removed_by_name": user.name,
                     "removed_at": now,
                 }
                 for message in messages

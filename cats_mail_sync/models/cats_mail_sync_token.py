@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from odoo import SUPERUSER_ID, api, fields, models
 
+from .. import database
 from ..mailbox_client import errors, oauth
 
 _logger = logging.getLogger(__name__)
@@ -36,12 +37,7 @@ class CatsMailSyncToken(models.Model):
 
     def init(self):
         super().init()
-        self.env.cr.execute(
-            """
-            ALTER TABLE cats_mail_sync_token ADD COLUMN IF NOT EXISTS cats_refresh_token varchar,
-                                             ADD COLUMN IF NOT EXISTS cats_access_token varchar
-            """
-        )
+        database.make(self.env.cr, self._table)
 
     @api.model
     def _find(self, user, provider):

@@ -1,19 +1,12 @@
-from odoo import fields, models
-from odoo.tools import sql
+from odoo import models
+
+from .. import database
 
 
 class HrEmployee(models.Model):
     _inherit = "hr.employee"
 
-    # Mail is told internal by its colleagues' addresses and work contacts (see the
-    # logger's _privacy) at every batch: index both.
-    work_contact_id = fields.Many2one(index="btree_not_null")
-
     def init(self):
+        # Colleagues' addresses and work contacts are indexed (see database.OBJECTS).
         super().init()
-        sql.create_index(
-            self.env.cr,
-            "hr_employee_cats_mail_sync_work_email_index",
-            self._table,
-            ["lower(work_email)"],
-        )
+        database.make(self.env.cr, self._table)

@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
+from .. import database
+
 # What makes a message logged mail, and whose mailbox it came from: set by the sync alone.
 LOGGED_MAIL_FIELDS = {"mailbox_user_id", "mailbox_to", "mailbox_cc", "mailbox_bcc"}
 
@@ -61,15 +63,7 @@ class MailMessage(models.Model):
 
     def init(self):
         super().init()
-        # A mail is logged at most once on a record, even when two mailboxes
-        # log it at the same moment: the second transaction fails and retries.
-        self.env.cr.execute(
-            """
-            CREATE UNIQUE INDEX IF NOT EXISTS mail_message_cats_mail_sync_once
-                ON mail_message (res_id, model, message_id)
-             WHERE mailbox_user_id IS NOT NULL
-            """
-        )
+        database.make(self.env.cr, self._table)
 
     def _extras_to_store(self, store, format_reply):  # pylint: disable=missing-return
         super()._extras_to_store(store, format_reply=format_reply)

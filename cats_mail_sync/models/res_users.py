@@ -7,8 +7,9 @@ from markupsafe import Markup, escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import email_domain_extract, email_normalize, format_date, format_datetime, sql
+from odoo.tools import email_domain_extract, email_normalize, format_date, format_datetime
 
+from .. import database
 from ..mailbox_client import errors
 from ..mailbox_client.reader import INBOX, MailboxReader
 from .cats_mail_sync_token import PROVIDERS as SIGN_IN_PROVIDERS
@@ -217,11 +218,9 @@ class ResUsers(models.Model):
 
     def init(self):
         super().init()
-        # The password lives, encrypted, in a column without ORM field (see
-        # cats_mail_sync.secret): no read, export, search or group-by reaches it.
-        self.env.cr.execute("ALTER TABLE res_users ADD COLUMN IF NOT EXISTS cats_mailbox_password varchar")
-        # Mail is told internal by the users' logins (see the logger's _privacy) at every batch.
-        sql.create_index(self.env.cr, "res_users_cats_mail_sync_login_index", self._table, ["lower(login)"])
+        # The password column (encrypted, without ORM field: see cats_mail_sync.secret) and the
+        # logins' index.
+        database.make(self.env.cr, self._table)
 
     def _compute_mailbox_password(self):
         self.mailbox_password = False

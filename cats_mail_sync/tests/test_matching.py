@@ -197,7 +197,7 @@ class TestMatching(TransactionCase):
             self.env.cr.execute(f"EXPLAIN {text}", params)
             plan = "\n".join(row[0] for row in self.env.cr.fetchall())
             self.assertIn("res_partner_cats_mail_sync_addresses_index", plan)
-            self.assertIn("res_partner__email_normalized_index", plan)
+            self.assertIn("res_partner_cats_mail_sync_email_index", plan)
             self.assertNotIn("Seq Scan on res_partner", plan)
             self.assertNotIn("Seq Scan on hr_candidate", plan)
             self.assertNotIn("Gather", plan)  # no parallel workers started for a few contacts

@@ -72,6 +72,15 @@ class TestRemoval(MailboxCase):
         self.assertEqual(removal.removed_by_id, self.manager)
         self.assertEqual(removal.with_user(self.manager).search([]), removal)
 
+        # The manager leaves the company: their user can be deleted, the removal keeps their name.
+        name, removed_at = self.manager.name, removal.removed_at
+        self.manager.unlink()
+        self.assertFalse(removal.removed_by_id)
+        self.assertEqual((removal.removed_by_name, removal.removed_at), (name, removed_at))
+        self.anna.mailbox_folder_ids.sudo().write({"last_uid": 0})  # the mailbox read again
+        self.sync(self.anna)
+        self.assertFalse(self.logged(self.candidate, "<cv@example.com>"), "still never logged again")
+
     def test_other_users_cannot_remove_it(self):
         message = self.log_cv()
         for other in (self.bert, self.employee):

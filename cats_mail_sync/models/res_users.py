@@ -48,6 +48,7 @@ MAILBOX_READABLE_FIELDS = MAILBOX_FIELDS | {
     "mailbox_activated_at",
     "mailbox_last_sync_at",
     "mailbox_error",
+    "mailbox_failing_since",
     "mailbox_logged_count",
     "mailbox_email_confirmed",
     "mailbox_oauth_provider",
@@ -581,10 +582,23 @@ class ResUsers(models.Model):
         if not user.mailbox_email_confirmed:
             # Each click mails the address: counted like a connection test, so none can flood it.
             self.env["cats_mail_sync.connector"]._count_try()
-            user._mailbox_send_confirmation()
+            # Sent at once, not left to the mail queue: the recruiter is told whether it left.
+            mail = user._mailbox_send_confirmation()
+            mail.send(raise_exception=False)
+            if mail.exists() and mail.state == "exception":
+                # The last line of Odoo's reason says it ("Connection refused"); the rest is its context.
+                reason = (mail.failure_reason or "").strip().splitlines()[-1:] or [""]
+                return user._mailbox_notify(
+                    self.env._(
+                        "The confirmation mail could not be sent (%(reason)s). Ask your administrator to "
+                        "check Odoo's outgoing mail server.",
+                        reason=reason[0][:200],
+                    ),
+                    kind="danger",
+                )
         return user._mailbox_notify(
             self.env._(
-                "A confirmation mail is on its way to %(address)s; the next synchronization finds it.",
+                "A confirmation mail was sent to %(address)s; the next synchronization finds it.",
                 address=user.mailbox_email,
             )
         )
@@ -595,7 +609,8 @@ class ResUsers(models.Model):
         return Markup('<p class="o_view_nocontent_empty_folder">%s</p><p>%s</p>') % (title, text)
 
     def action_mailbox_deactivate(self):
-        """Stop logging mail; settings stay, a later activation starts afresh."""
+        """Stop logging mail; settings stay, a later activation starts afresh. From the profile
+        (one user): a notification, the profile staying open."""
         for user in self:
             mailbox = user._mailbox_check_access()
             mailbox.mailbox_folder_ids.unlink()
@@ -604,7 +619,15 @@ class ResUsers(models.Model):
                 self.env["cats_mail_sync.token"].sudo().search([("user_id", "=", mailbox.id)])._forget()
                 super(ResUsers, mailbox).write({"mailbox_oauth_provider": False})
             mailbox._mailbox_set_state("inactive" if mailbox._mailbox_is_configured() else "not_configured")
-        return True
+        if len(self) != 1:
+            return True
+        return self._mailbox_notify(
+            self.env._(
+                "Your mail is no longer logged. Your settings are kept: Activate logs your mail again from "
+                "then on."
+            ),
+            kind="info",
+        )
 
     def action_mailbox_sync(self):
         """Log new mail now (the "Sync now" button).
@@ -626,15 +649,7 @@ class ResUsers(models.Model):
             kind, message = "danger", user.mailbox_error
         else:
             kind, message = "success", self.env._("New mails logged: %(count)s.", count=logged)
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": kind,
-                "message": message,
-                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
-            },
-        }
+        return self._mailbox_notify(message, kind)
 
     # ------------------------------------------------------------------
     # Helpers
@@ -719,23 +734,28 @@ class ResUsers(models.Model):
         host = (self.mailbox_imap_host or "").lower().rstrip(".")
         return host == domain or host.endswith("." + domain) or domain in PROVIDER_DOMAINS.get(host, ())
 
-    def _mailbox_send_confirmation(self):  # pylint: disable=missing-return
-        """Mail the address, through Odoo's own outgoing server, a token the sync looks for in
-        this mailbox's Inbox: it arrives there only if the address delivers into this mailbox."""
+    def _mailbox_send_confirmation(self):
+        """Queue a mail to the address, through Odoo's own outgoing server, with a token the sync
+        looks for in this mailbox's Inbox: it arrives there only if the address delivers into this
+        mailbox. The mail.mail queued."""
         token = secrets.token_urlsafe(32)
         super().write({"mailbox_confirmation_digest": digest(token)})
-        self.env["mail.mail"].sudo().create(
-            {
-                "subject": self.env._("Confirm your mailbox address for Odoo"),
-                "email_to": self.mailbox_email,
-                "message_id": f"{CONFIRMATION_PREFIX}{token}@cats-mail-sync>",
-                "body_html": self.env._(
-                    "<p>This mail confirms that %(address)s is your address. It is found in your Inbox "
-                    "by the next synchronization; there is nothing to do.</p>",
-                    address=escape(self.mailbox_email),
-                ),
-                "auto_delete": True,
-            }
+        return (
+            self.env["mail.mail"]
+            .sudo()
+            .create(
+                {
+                    "subject": self.env._("Confirm your mailbox address for Odoo"),
+                    "email_to": self.mailbox_email,
+                    "message_id": f"{CONFIRMATION_PREFIX}{token}@cats-mail-sync>",
+                    "body_html": self.env._(
+                        "<p>This mail confirms that %(address)s is your address. It is found in your Inbox "
+                        "by the next synchronization; there is nothing to do.</p>",
+                        address=escape(self.mailbox_email),
+                    ),
+                    "auto_delete": True,
+                }
+            )
         )
 
     def _mailbox_confirm_address(self, headers):

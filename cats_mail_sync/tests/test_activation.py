@@ -1,3 +1,9 @@
+import socket
+from unittest.mock import patch
+
+from lxml import etree
+
+import odoo
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -118,3 +124,86 @@ class TestActivation(MailboxCase):
         self.assertEqual(cron.code.strip(), "model._cron()")
         self.assertEqual(cron.model_id.model, "cats_mail_sync.sync")
         self.assertTrue(cron.active)
+
+
+@tagged("post_install", "-at_install")
+class TestProfileButtons(MailboxCase):
+    """Sync now, Deactivate and Send the confirmation again keep the recruiter on their profile and
+    say what happened (a recruiter's profile is a dialog: an action that only reloads closes it)."""
+
+    def profile(self, following):
+        view = self.env.ref("cats_mail_sync.res_users_view_form_preferences_email")
+        self.assertEqual((following["res_id"], following["views"]), (self.anna.id, [(view.id, "form")]))
+
+    def test_sync_now_and_deactivate_keep_the_profile_open_and_say_what_happened(self):
+        anna = self.anna.with_user(self.anna)
+        anna.action_mailbox_activate()
+        synced = anna.action_mailbox_sync()["params"]
+        self.assertEqual((synced["type"], synced["message"]), ("success", "New mails logged: 0."))
+        self.profile(synced["next"])
+
+        arch = (
+            self.env["res.users"]
+            .with_user(self.anna)
+            .get_view(self.env.ref("base.view_users_form_simple_modif").id)
+        )
+        deactivate = arch["arch"].split('name="action_mailbox_deactivate"')[1].split("/>")[0]
+        self.assertIn('confirm="Stop logging your mail?', deactivate)
+        done = anna.action_mailbox_deactivate()["params"]
+        self.assertEqual(done["type"], "info")
+        self.assertIn("Your mail is no longer logged", done["message"])
+        self.profile(done["next"])
+        self.assertEqual(self.anna.mailbox_state, "inactive")
+
+    def test_a_confirmation_that_cannot_leave_says_so(self):
+        anna = self.anna.with_user(self.anna)
+        anna.action_mailbox_activate()
+        with socket.socket() as closed:  # a port nothing listens on: "Connection refused"
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        self.env["ir.mail_server"].create(
+            {"name": "Company mail", "smtp_host": "127.0.0.1", "smtp_port": port, "sequence": 1}
+        )
+        # Sent for real (Odoo sends nothing while a test runs): Odoo's own SMTP client, refused.
+        with patch.object(odoo.modules.module, "current_test", None):
+            notice = anna.action_mailbox_confirm_again()["params"]
+        self.assertEqual(notice["type"], "danger")
+        self.assertIn("The confirmation mail could not be sent", notice["message"])
+        self.assertIn("Connection refused", notice["message"])
+        self.profile(notice["next"])
+
+    def test_colours_say_stopped_retrying_or_next_step(self):
+        arch = (
+            self.env["res.users"]
+            .with_user(self.anna)
+            .get_view(self.env.ref("base.view_users_form_simple_modif").id)["arch"]
+        )
+        tree = etree.fromstring(arch)
+        problems = {
+            node.get("class"): node.get("invisible")
+            for node in tree.iter("field")
+            if node.get("name") == "mailbox_error"
+        }
+        self.assertEqual(
+            problems,
+            {
+                "text-danger": "not mailbox_error or mailbox_state != 'error'",
+                "text-warning": "not mailbox_error or mailbox_state != 'active'",
+                "text-info": "not mailbox_error or mailbox_state not in ('inactive', 'not_configured')",
+            },
+        )
+        [badge] = [
+            node
+            for node in tree.iter("field")
+            if node.get("name") == "mailbox_state" and node.get("widget") == "badge"
+        ]
+        self.assertEqual(
+            badge.get("decoration-warning"), "mailbox_state == 'active' and mailbox_failing_since"
+        )
+        # An unconfigured profile offers no second way to type servers and a password: Configure.
+        [settings] = tree.xpath("//group[@name='cats_mail_sync_settings']")
+        self.assertEqual(
+            settings.get("invisible"), "mailbox_state == 'not_configured' and not mailbox_imap_host"
+        )
+        [unconfirmed] = tree.xpath("//div[@name='cats_mail_sync_unconfirmed']")
+        self.assertIn("not mailbox_smtp_host", unconfirmed.get("invisible"))

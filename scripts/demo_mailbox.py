@@ -1,11 +1,14 @@
-"""Set up the demo: a local Dovecot mailbox for the admin, sample mail, one sync.
+"""Set up the demo: a local Dovecot with sample mail in two mailboxes, the admin's (active,
+synchronized once) and tom's (for the reader to connect from tom's profile, as a recruiter).
 
 Run by scripts/demo with Odoo's Python: ``demo_mailbox.py CONFIG DATABASE STATE_DIR``.
-Leaves Dovecot running (scripts/demo stops it) and prints what to look at.
+Leaves Dovecot running (scripts/demo stops it) on IMAPS port $CATS_DEMO_IMAP_PORT (9993), prints
+what to look at and writes the mailboxes' settings to STATE_DIR/mailboxes.txt.
 """
 
 import base64
 import datetime
+import os
 import shutil
 import sys
 from email.message import EmailMessage
@@ -21,6 +24,9 @@ from harness.tls import TestAuthority
 
 RECRUITER = "recruiter@demo.example.test"
 PASSWORD = "demo-mailbox-password"
+# tom's mailbox: his address in the demo data, a password of its own.
+TOM, TOM_PASSWORD = "tom@demo.example.test", "tom-mailbox-password"
+IMAP_PORT = int(os.environ.get("CATS_DEMO_IMAP_PORT") or 9993)
 SOFIA = "Sofia Jansen <sofia.jansen@example.com>"
 MARK = "Mark de Vries <mark.devries@acme.example.com>"
 CV = base64.b64decode(
@@ -46,7 +52,9 @@ def main(config, database, state_dir):
     state = Path(state_dir)
     shutil.rmtree(state / "dovecot", ignore_errors=True)
     authority = TestAuthority(directory=state / "tls")
-    dovecot = Dovecot({RECRUITER: PASSWORD}, root=state / "dovecot", tls=authority).start()
+    dovecot = Dovecot({RECRUITER: PASSWORD, TOM: TOM_PASSWORD}, root=state / "dovecot", tls=authority)
+    dovecot.ssl_port = IMAP_PORT  # one port to type in the assistant, the same at every start
+    dovecot.start()
     (state / "dovecot.conf.path").write_text(str(dovecot.root / "dovecot.conf"))
 
     # Mail from before activation: it stays out of Odoo.
@@ -114,9 +122,27 @@ def main(config, database, state_dir):
         )
         env["cats_mail_sync.sync"]._cron()
         cr.commit()
+        # tom's mailbox, not connected: mail that his own activation will leave out, and that a
+        # history ("Also log earlier mail") logs.
+        dovecot.append(
+            TOM,
+            "INBOX",
+            mail(SOFIA, TOM, "Questions about the welder job", "Is the job full-time?\nSofia", days_ago=3),
+        )
+        dovecot.append(
+            TOM,
+            "Sent",
+            mail(TOM, SOFIA, "Re: Questions about the welder job", "Yes, 40 hours a week.\nTom", days_ago=2),
+        )
         sofia = env.ref("cats_mail_sync.demo_candidate_sofia")
+        settings = (
+            f"IMAP server {dovecot.host}, port {dovecot.ssl_port}, SSL/TLS (the demo's own certificate)\n"
+            f"admin: {RECRUITER} / {PASSWORD} (active)\n"
+            f"tom: {TOM} / {TOM_PASSWORD} (to connect from tom's profile: Configure)\n"
+        )
+        (state / "mailboxes.txt").write_text(settings)
         print(f"Mailbox {RECRUITER} active; {admin.mailbox_logged_count} mails logged.")
-        print(f"Dovecot: IMAPS on {dovecot.host}:{dovecot.ssl_port} (login {RECRUITER} / {PASSWORD})")
+        print(f"Demo mailboxes ({state / 'mailboxes.txt'}):\n{settings}", end="")
         print(f"Sofia Jansen's candidate page: /odoo/action-hr_recruitment.action_hr_candidate/{sofia.id}")
 
 

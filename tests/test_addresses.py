@@ -167,3 +167,21 @@ def test_other_values_go_to_the_parser():
     for value in OTHER:
         assert addresses.plain_addresses(value) is None
         assert addresses.addresses_in([value]) == parser(value)
+
+
+def test_a_list_of_addresses_and_domains_names_what_is_neither():
+    typed = "doctor@clinic.com\nFamily.org\n@bank.de, Jürgen@bücher.de\n\nbücher.de\n@@@\ngeen adres!!\n"
+    typed += "ann@x\nx@y@z.com"
+    assert addresses.list_entries(typed) == {
+        "doctor@clinic.com",
+        "family.org",
+        "bank.de",
+        "jürgen@bücher.de",
+        "bücher.de",
+        "@@",
+        "geen adres!!",
+        "ann@x",
+        "x@y@z.com",
+    }
+    assert addresses.not_listable(typed) == ["@@", "ann@x", "geen adres!!", "x@y@z.com"]
+    assert addresses.not_listable("") == addresses.not_listable(None) == []

@@ -66,3 +66,38 @@ def _addresses(header_values):
         local, _at, domain = address.rpartition("@")
         if local and domain and not any(char.isspace() for char in address):
             yield address
+
+
+# A domain as a recruiter types one in a list ("family.org", "clinic.co.uk"): labels of letters,
+# digits and hyphens (after IDNA for a unicode one), at least two of them.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def list_entries(text):
+    """The entries of a list of addresses and domains (one per line or comma-separated), as they
+    are compared: lower case, without a leading "@"."""
+    names = {name.strip().lower().removeprefix("@") for name in (text or "").replace(",", "\n").splitlines()}
+    names.discard("")
+    return names
+
+
+def is_domain(name):
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_name.split(".")
+    return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def not_listable(text):
+    """The entries of ``list_entries(text)`` that are neither one address nor a domain, sorted."""
+    wrong = []
+    for name in list_entries(text):
+        local, at, domain = name.rpartition("@")
+        if at and local and "@" not in local and normalize(name) == name and is_domain(domain):
+            continue
+        if not at and is_domain(name):
+            continue
+        wrong.append(name)
+    return sorted(wrong)

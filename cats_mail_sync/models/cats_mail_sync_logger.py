@@ -10,6 +10,7 @@ from markupsafe import Markup
 from odoo import api, models
 from odoo.tools import email_domain_extract, email_normalize_all
 
+from ..mailbox_client.addresses import list_entries
 from ..mailbox_client.reader import TextOnly
 
 _logger = logging.getLogger(__name__)
@@ -303,8 +304,7 @@ class CatsMailSyncLogger(models.AbstractModel):
 
 def _in_list(addresses, listed):
     """The ``addresses`` that a list of addresses and domains (commas or lines) names."""
-    names = {name.strip().lower().lstrip("@") for name in (listed or "").replace(",", "\n").splitlines()}
-    names.discard("")
+    names = list_entries(listed)
     if not names:
         return set()
     found = set()

@@ -11,6 +11,7 @@ from odoo.tools import email_domain_extract, email_normalize, format_date, forma
 
 from .. import database
 from ..mailbox_client import errors
+from ..mailbox_client.addresses import not_listable
 from ..mailbox_client.reader import INBOX, MailboxReader
 from .cats_mail_sync_token import PROVIDERS as SIGN_IN_PROVIDERS
 
@@ -222,6 +223,19 @@ class ResUsers(models.Model):
         # The password column (encrypted, without ORM field: see cats_mail_sync.secret) and the
         # logins' index.
         database.make(self.env.cr, self._table)
+
+    @api.constrains("mailbox_excluded")
+    def _check_mailbox_excluded(self):
+        for user in self.sudo():
+            wrong = not_listable(user.mailbox_excluded)
+            if wrong:
+                raise ValidationError(
+                    self.env._(
+                        "Never log mail with: %(entries)s is neither an address (doctor@clinic.com) nor a "
+                        "domain (family.org).",
+                        entries=", ".join(f'"{entry}"' for entry in wrong[:5]),
+                    )
+                )
 
     def _compute_mailbox_password(self):
         self.mailbox_password = False

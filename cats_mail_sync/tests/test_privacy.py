@@ -1,4 +1,4 @@
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.mail.tools.discuss import Store
@@ -142,6 +142,14 @@ class TestPrivacy(MailboxCase):
         self.assertEqual(self.sync(self.anna), 0)
         self.assertFalse(self.messages_with("<excluded-1@x>").filtered("mailbox_user_id"))
         self.assertFalse(self.messages_with("<ex-2@x>").filtered("mailbox_user_id"))
+
+    def test_an_exclusion_list_names_what_is_neither_an_address_nor_a_domain(self):
+        anna = self.anna.with_user(self.anna)
+        for typed in ("@@@", "geen adres!!", "doctor@clinic.example\nann@x"):
+            with self.subTest(typed), self.assertRaisesRegex(ValidationError, "is neither an address"):
+                anna.write({"mailbox_excluded": typed})
+        anna.write({"mailbox_excluded": "doctor@clinic.example\n@family.org, bücher.de"})
+        self.assertEqual(self.anna.mailbox_excluded, "doctor@clinic.example\n@family.org, bücher.de")
 
     def test_only_recruitment_users_and_the_owner_read_logged_mail(self):
         mail = make_mail(

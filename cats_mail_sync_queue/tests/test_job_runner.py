@@ -57,7 +57,7 @@ class TestJobRunner(CommittedMailboxCase):
             ("INBOX", f"stranger.{self.token}@elsewhere.example.net", address, "stray"),
         ):
             message_id = f"<{name}{number}.{self.token}@x>"
-            self.dovecot.append(address, folder, make_mail(sender, to, message_id=message_id))
+            self.imap.append(address, folder, make_mail(sender, to, message_id=message_id))
             if name != "stray":
                 expected.append(message_id)
         return expected

@@ -1,10 +1,14 @@
 import email
 from email import policy
+from typing import NamedTuple
 from unittest.mock import patch
+
+from lxml import etree
 
 from odoo import modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools.safe_eval import safe_eval
 
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, allow_local_servers, make_mail
 from .harness.dns_server import DnsServer
@@ -17,6 +21,44 @@ TESS_PASSWORD = "tess-Secret-44"
 
 def wizard_class(env):
     return type(env["cats_mail_sync.setup"])
+
+
+class Seen(NamedTuple):
+    """The assistant as the recruiter sees it: its words, its fields, its buttons (label,
+    highlighted) and the fields shown that the browser would refuse to save empty (before any button)."""
+
+    text: str
+    fields: set
+    buttons: list
+    invalid: list
+
+    @property
+    def highlighted(self):
+        return [label for label, primary in self.buttons if primary]
+
+
+def seen(setup):
+    """What the browser shows of ``setup``: its form with each invisible attribute evaluated on the
+    record, as the web client does."""
+    form = etree.fromstring(setup.get_view()["arch"])
+    values = {name: setup[name] for name in setup._fields}
+    for node in form.xpath("//*[@invisible]"):
+        if safe_eval(node.get("invisible"), values) and node.getparent() is not None:
+            node.getparent().remove(node)
+    shown = list(form.iter("field"))
+    invalid = [
+        node.get("name")
+        for node in shown
+        if setup._fields[node.get("name")].type not in ("boolean", "integer")
+        and (setup._fields[node.get("name")].required or safe_eval(node.get("required", "False"), values))
+        and not setup[node.get("name")]
+    ]
+    return Seen(
+        " ".join(" ".join(form.itertext()).split()),
+        {node.get("name") for node in shown},
+        [(button.get("string"), "btn-primary" in button.get("class", "")) for button in form.iter("button")],
+        invalid,
+    )
 
 
 def srv_records(imap_port, smtp_port):
@@ -100,9 +142,15 @@ class TestSetup(MailboxCase):
             ({"imap_port": 70000}, "Port 70000 is not a valid port number"),
         ]
         for values, message in mixups:
-            with self.subTest(values=values), self.assertRaisesRegex(ValidationError, message):
-                self.setup_for(self.anna, imap_host="localhost", smtp_host="localhost", **values)
-        self.setup_for(self.anna, imap_host="localhost", imap_port=143, imap_security="starttls")
+            with self.subTest(values=values):
+                # Typed, it is kept (Back still goes back); Test connection and Save say what is wrong.
+                setup = self.manual_setup(self.anna, ANNA, smtp_host="localhost", **values)
+                for action in (setup.action_test, setup.action_save):
+                    with self.assertRaisesRegex(ValidationError, message):
+                        action()
+        setup = self.manual_setup(self.anna, ANNA, imap_port=143, imap_security="starttls")
+        setup.action_test()
+        self.assertIn("IMAP: ", setup.test_result, "a port that goes with its security is tried")
 
     def test_connection_test_reports_each_side(self):
         setup = self.setup_for(
@@ -247,12 +295,28 @@ class TestSetup(MailboxCase):
         anna = self.anna.with_user(self.anna)
         anna.action_mailbox_activate()
         self.assertFalse(self.anna.mailbox_email_confirmed)
-        mails = self.env["mail.mail"].search([("email_to", "=", ANNA)])
-        action = anna.action_mailbox_confirm_again()
-        self.assertIn("A confirmation mail is on its way", action["params"]["message"])
-        again = self.env["mail.mail"].search([("email_to", "=", ANNA)]) - mails
-        self.assertEqual(len(again), 1)
-        self.assertIn(again.message_id[len("<cats-mail-sync-confirm.") :].split("@")[0], again.message_id)
+        # Odoo's own outgoing server: a real SMTP server (Odoo sends nothing while a test runs).
+        with SMTPTestServer({"odoo@company.example.test": "company-Secret-1"}) as smtp:
+            self.env["ir.mail_server"].create(
+                {
+                    "name": "Company mail",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp.ssl_port,
+                    "smtp_encryption": "ssl",
+                    "smtp_user": "odoo@company.example.test",
+                    "smtp_pass": "company-Secret-1",
+                    "sequence": 1,
+                }
+            )
+            with patch.object(modules.module, "current_test", None):
+                action = anna.action_mailbox_confirm_again()
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertIn(f"A confirmation mail was sent to {ANNA}", action["params"]["message"])
+        [sent] = smtp.messages
+        self.assertEqual(list(sent.rcpt_tos), [ANNA])
+        self.assertTrue(
+            email.message_from_bytes(sent.data)["Message-ID"].startswith("<cats-mail-sync-confirm.")
+        )
         with self.assertRaises(AccessError):
             self.anna.with_user(self.bert).action_mailbox_confirm_again()
 
@@ -378,6 +442,249 @@ class TestSetup(MailboxCase):
             )
             self.assertEqual(user._mailbox_login_proves_address(), proven, (address, login, host))
 
+    # ------------------------------------------------------------------
+    # A second look: reopened, corrected, tested in vain
+    # ------------------------------------------------------------------
+
+    def configure(self, user):
+        """The assistant as Configure on ``user``'s Email tab opens it."""
+        action = user.with_user(user).action_mailbox_configure()
+        return self.env["cats_mail_sync.setup"].with_user(user).browse(action["res_id"])
+
+    def with_smtp(self, user):
+        """``user``'s saved settings with the SMTP server (and the password saved for both)."""
+        user.write(
+            {
+                "mailbox_smtp_host": "localhost",
+                "mailbox_smtp_port": self.smtp.ssl_port,
+                "mailbox_password": PASSWORDS[user.mailbox_email],
+            }
+        )
+
+    def newcomer(self):
+        """A recruiter without a mailbox yet."""
+        return new_test_user(
+            self.env,
+            login="cleo",
+            email="cleo@recruit.example.test",
+            groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
+        )
+
+    def test_configure_opens_on_the_saved_settings_and_keeps_the_saved_password(self):
+        self.with_smtp(self.anna)
+        self.anna.action_mailbox_activate()
+        setup = self.configure(self.anna)
+        self.assertEqual(setup.step, "settings")
+        self.assertEqual(
+            (setup.email, setup.provider, setup.login),
+            (ANNA, "other", ANNA),
+        )
+        self.assertEqual(
+            (setup.imap_host, setup.imap_port, setup.imap_security, setup.smtp_host, setup.smtp_port),
+            ("localhost", self.imap.ssl_port, "ssl", "localhost", self.smtp.ssl_port),
+        )
+        screen = seen(setup)
+        self.assertTrue({"email", "provider", "login", "password", "imap_host", "smtp_host"} <= screen.fields)
+        self.assertIn("Your saved password is kept: type a new one only if it changed.", screen.text)
+        self.assertNotIn("These settings point to another mailbox", screen.text)
+        self.assertEqual(screen.highlighted, ["Test connection"])
+
+        # Nothing typed: tested and saved with the saved password, which stays.
+        setup.action_test()
+        self.assertIn("IMAP: signed in", setup.test_result)
+        self.assertIn("SMTP: signed in", setup.test_result)
+        self.assertEqual(seen(setup).highlighted, ["Save"])
+        action = setup.action_save()
+        self.assertEqual(action["params"]["message"], "Settings saved. Your mailbox goes on logging mail.")
+        self.assertEqual(self.saved_password(self.anna), PASSWORDS[ANNA])
+
+        # Only the password changed: only the password changes.
+        setup = self.configure(self.anna)
+        setup.password = "new-Secret"
+        setup.action_save()
+        self.assertEqual(self.saved_password(self.anna), "new-Secret")
+        self.assertEqual(
+            (self.anna.mailbox_imap_host, self.anna.mailbox_imap_port, self.anna.mailbox_smtp_port),
+            ("localhost", self.imap.ssl_port, self.smtp.ssl_port),
+        )
+        self.assertEqual(self.anna.mailbox_state, "active")
+
+        # Another server: the saved password does not go there, and the form no longer says it is kept.
+        setup = self.configure(self.anna)
+        setup.imap_port = self.imap.ssl_port + 1
+        self.assertNotIn("Your saved password is kept", seen(setup).text)
+
+    def test_the_other_mailbox_warning_shows_only_for_another_mailbox(self):
+        self.anna.action_mailbox_activate()
+        warning = "These settings point to another mailbox"
+        setup = self.configure(self.anna)
+        setup.login = ANNA.upper()
+        self.assertNotIn(warning, seen(setup).text, "the same login, however written")
+        # Nothing found for a mistyped address: nothing points anywhere yet.
+        setup.action_back()
+        setup.email = "anna@unknown.example.test"
+        setup.action_detect()
+        self.assertEqual((setup.step, setup.imap_host), ("settings", False))
+        self.assertNotIn(warning, seen(setup).text)
+        setup.imap_host = "127.0.0.1"
+        self.assertIn(warning, seen(setup).text)
+        self.assertIn("stop_logging_confirmed", seen(setup).fields)
+
+    def test_configure_names_the_provider_of_the_saved_servers(self):
+        cases = [
+            (ANNA, "imap.gmail.com", "gmail"),
+            ("anna@hotmail.com", "outlook.office365.com", "outlook"),
+            (ANNA, "outlook.office365.com", "office365"),
+            (ANNA, "imap.mail.me.com", "icloud"),
+            (ANNA, "mail.recruit.example.test", "other"),
+        ]
+        for address, host, provider in cases:
+            with self.subTest(host=host, address=address):
+                self.anna.write({"mailbox_email": address, "mailbox_imap_host": host})
+                setup = self.configure(self.anna)
+                self.assertEqual((setup.step, setup.email, setup.provider), ("settings", address, provider))
+
+    def test_back_goes_back_whatever_the_form_holds(self):
+        setup = self.setup_for(self.newcomer(), email="cleo@unknown.example.test")
+        self.assertEqual(setup.step, "provider")
+        setup.action_detect()
+        self.assertEqual((setup.step, setup.imap_host), ("settings", False))
+        # The browser saves the form before Back: nothing in it may stop that.
+        screen = seen(setup)
+        self.assertIn(("Back", False), screen.buttons)
+        self.assertEqual(screen.invalid, [])
+        setup.write({"imap_host": "localhost", "imap_port": 143})  # a port that goes with STARTTLS
+        self.assertEqual(seen(setup).invalid, [])
+        setup.action_back()
+        self.assertEqual((setup.step, setup.imap_host, setup.imap_port), ("provider", False, 993))
+        # The address corrected, the settings are found.
+        setup.email = "cleo@recruit.example.test"
+        setup.action_detect()
+        self.assertEqual((setup.step, setup.imap_host), ("detected", "localhost"))
+        # Test connection and Save still ask for what is missing.
+        setup.write({"step": "settings", "imap_host": False})
+        for action in (setup.action_test, setup.action_save):
+            with self.assertRaisesRegex(UserError, "Fill in at least the login and the IMAP server"):
+                action()
+
+    def test_after_a_failed_test_save_is_no_longer_the_way_on_and_says_so(self):
+        self.with_smtp(self.anna)
+        self.anna.action_mailbox_activate()
+        setup = self.configure(self.anna)
+        setup.password = "wrong-Secret"
+        setup.action_test()
+        self.assertIn("IMAP: The mail server refused the login name or password", setup.test_result)
+        screen = seen(setup)
+        self.assertEqual(screen.highlighted, ["Test connection"])
+        self.assertIn(("Save anyway", False), screen.buttons)
+        self.assertNotIn(("Save", False), screen.buttons)
+        self.assertIn("These settings did not work in the connection test", screen.text)
+        action = setup.action_save()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertEqual(
+            action["params"]["message"],
+            "Settings saved, but they did not work in the connection test: your mailbox will report the "
+            "problem at its next run, and logs no mail until it is solved.",
+        )
+
+        # Corrected and tested: Save leads again, and the warning is gone.
+        setup = self.configure(self.anna)
+        setup.password = "wrong-Secret"
+        setup.action_test()
+        setup.password = PASSWORDS[ANNA]
+        self.assertNotIn("did not work", seen(setup).text, "other settings: the failed test is past")
+        setup.action_test()
+        screen = seen(setup)
+        self.assertEqual(screen.highlighted, ["Save"])
+        self.assertNotIn("did not work", screen.text)
+        self.assertEqual(setup.action_save()["params"]["type"], "success")
+
+        # Not active: no promise of logging either, nor "now click Activate".
+        setup = self.configure(self.bert)
+        setup.password = "wrong-Secret"
+        setup.action_test()
+        self.assertEqual(
+            setup.action_save()["params"]["message"],
+            "Settings saved, but they did not work in the connection test: correct them before you click "
+            "Activate.",
+        )
+
+    def test_earlier_mail_is_chosen_only_before_activation(self):
+        said = "Earlier mail is chosen when a mailbox is activated."
+        setup = self.configure(self.anna)
+        self.assertIn("history", seen(setup).fields)
+        self.assertNotIn(said, seen(setup).text)
+        setup.history = "90"
+        setup.action_save()
+        self.assertEqual(self.anna.mailbox_history, "90")
+
+        self.anna.action_mailbox_activate()
+        history_from = self.anna.mailbox_folder_ids.mapped("history_from")
+        setup = self.configure(self.anna)
+        self.assertNotIn("history", seen(setup).fields)
+        self.assertIn(said, seen(setup).text)
+        setup.history = "365"
+        setup.action_save()
+        self.assertEqual(self.anna.mailbox_history, "90", "not offered, not changed")
+        self.assertEqual(self.anna.mailbox_folder_ids.mapped("history_from"), history_from)
+
+        # Settings of another mailbox stop this one: the next activation reads earlier mail again.
+        setup = self.configure(self.anna)
+        setup.imap_host = "127.0.0.1"
+        self.assertIn("history", seen(setup).fields)
+
+    def test_the_address_is_checked_before_anything_is_looked_up_or_saved(self):
+        cleo = self.newcomer()
+        too_long = "c" * 65 + "@recruit.example.test"
+        setup = self.setup_for(cleo, email=too_long)
+        with self.assertRaisesRegex(UserError, "the part before the @ is longer than 64 characters"):
+            setup.action_detect()
+        self.assertEqual((setup.step, setup.detection_log), ("provider", False))
+        setup.write({"step": "settings", "login": "cleo", "imap_host": "localhost", "password": "x"})
+        with self.assertRaisesRegex(UserError, "longer than 64 characters"):
+            setup.action_save()
+        self.assertFalse(cleo.mailbox_email)
+        setup.write({"email": "c" * 64 + "@recruit.example.test", "step": "provider"})
+        setup.action_detect()
+        self.assertEqual(setup.step, "detected")
+
+        refused = {
+            "cleo@-recruit.example.test": "-recruit.example.test is not a domain name",
+            "cleo@recruit_example.test": "recruit_example.test is not a domain name",
+            "cleo@" + "r" * 64 + ".example.test": "is not a domain name",
+            "cleo@recruit": "is not one mail address",
+            "Cleo <cleo@recruit.example.test>": "is not one mail address",
+        }
+        for address, message in refused.items():
+            with self.subTest(address=address), self.assertRaisesRegex(UserError, message):
+                setup.write({"email": address, "step": "provider"})
+                setup.action_detect()
+
+        # A domain in other letters than ASCII is shown as typed.
+        setup.write({"email": "cleo@bücher.example.test", "step": "provider"})
+        setup.action_detect()
+        self.assertIn("bücher.example.test", setup.detection_log)
+        self.assertNotIn("xn--", setup.detection_log)
+
+    def test_outlook_without_sign_in_leads_to_the_administrator_not_to_a_password(self):
+        setup = self.setup_for(self.newcomer())
+        for provider in ("outlook", "office365"):
+            with self.subTest(provider=provider):
+                setup.provider = provider
+                self.assertFalse(setup.sign_in_with)
+                self.assertIn(
+                    "Outlook.com and Microsoft 365 mailboxes are connected by signing in with Microsoft, "
+                    "which an administrator must first set up in this Odoo",
+                    setup.provider_note,
+                )
+                self.assertIn("a password cannot be used instead", setup.provider_note)
+                screen = seen(setup)
+                self.assertIn("provider_note", screen.fields)
+                self.assertEqual(screen.buttons, [("Cancel", False)], "no Next to a password prompt")
+                with self.assertRaisesRegex(UserError, "ask your administrator"):
+                    setup.action_detect()
+                self.assertEqual((setup.step, setup.detection_log), ("provider", False))
+
 
 def confirmation_as_delivered(mail):
     """The confirmation mail as it lands in a mailbox."""
@@ -412,15 +719,19 @@ class TestSetupTour(HttpCase):
             {"partner_name": "Carla", "email_from": "carla@example.com"}
         )
 
-    def test_recruiter_sets_up_the_mailbox_in_the_browser_then_mail_leaves_through_their_smtp(self):
-        self.assertFalse(self.tess.has_group("base.group_system"))
+    def discovery_here(self):
+        """Detection against the local DNS, HTTPS and mail servers."""
         options = {
             "resolver": self.dns.resolver(),
             "ca_file": self.imap.ca_file,
             "timeout": 1.0,
             "allow_private": True,
         }
-        with patch.object(wizard_class(self.env), "_discovery_options", lambda _self: options):
+        return patch.object(wizard_class(self.env), "_discovery_options", lambda _self: options)
+
+    def test_recruiter_sets_up_the_mailbox_in_the_browser_then_mail_leaves_through_their_smtp(self):
+        self.assertFalse(self.tess.has_group("base.group_system"))
+        with self.discovery_here():
             self.start_tour("/odoo", "cats_mail_sync_setup_tour", login="tess", timeout=120)
 
         self.assertEqual(self.tess.mailbox_state, "active")
@@ -451,3 +762,54 @@ class TestSetupTour(HttpCase):
         mail = email.message_from_bytes(sent.data, policy=policy.default)
         self.assertIn("Could you come in on Tuesday?", mail.get_body(("plain",)).get_content())
         self.assertIn("tess@recruit.example.test", mail["From"])
+
+    def logging_mailbox(self):
+        """Tess's mailbox, saved and logging."""
+        self.tess.write(
+            {
+                "mailbox_email": TESS,
+                "mailbox_login": TESS,
+                "mailbox_imap_host": "localhost",
+                "mailbox_imap_port": self.imap.ssl_port,
+                "mailbox_smtp_host": "localhost",
+                "mailbox_smtp_port": self.smtp.ssl_port,
+                "mailbox_password": TESS_PASSWORD,
+            }
+        )
+        self.tess.action_mailbox_activate()
+        self.assertEqual(self.tess.mailbox_state, "active")
+
+    def saved_password(self):
+        return self.env["cats_mail_sync.credentials"]._password(self.tess)
+
+    def test_recruiter_changes_only_her_password(self):
+        self.logging_mailbox()
+        # Her mail server's password changed since she saved hers.
+        self.env["cats_mail_sync.credentials"]._save_password(self.tess, "tess-Old-Secret")
+        self.start_tour("/odoo", "cats_mail_sync_change_password_tour", login="tess", timeout=120)
+        self.assertEqual(self.saved_password(), TESS_PASSWORD)
+        self.assertEqual(
+            (
+                self.tess.mailbox_imap_host,
+                self.tess.mailbox_imap_port,
+                self.tess.mailbox_smtp_host,
+                self.tess.mailbox_smtp_port,
+            ),
+            ("localhost", self.imap.ssl_port, "localhost", self.smtp.ssl_port),
+        )
+        self.assertEqual(self.tess.mailbox_state, "active")
+
+    def test_recruiter_saves_settings_that_failed_the_test(self):
+        self.logging_mailbox()
+        self.start_tour("/odoo", "cats_mail_sync_failed_test_tour", login="tess", timeout=120)
+        self.assertEqual(self.saved_password(), "not-her-password", "saved anyway, as she chose")
+
+    def test_recruiter_goes_back_after_nothing_was_found(self):
+        with self.discovery_here():
+            self.start_tour(
+                "/odoo", "cats_mail_sync_back_after_nothing_found_tour", login="tess", timeout=120
+            )
+        setup = self.env["cats_mail_sync.setup"].search(
+            [("user_id", "=", self.tess.id)], order="id desc", limit=1
+        )
+        self.assertEqual((setup.email, setup.step, setup.imap_host), (TESS, "detected", "localhost"))

@@ -1,9 +1,11 @@
 import contextlib
+import re
 
 from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import email_domain_extract
 
 from ..mailbox_client import connection, discovery, errors
 from ..mailbox_client.errors import _lt
@@ -11,9 +13,15 @@ from ..mailbox_client.reader import MailboxReader
 from ..models.cats_mail_sync_secret import place
 from ..models.cats_mail_sync_sign_in import SIGN_IN_PROVIDERS
 from ..models.cats_mail_sync_token import PROVIDERS as SIGN_IN_LABELS
-from ..models.res_users import HISTORY, SECURITY
+from ..models.res_users import HISTORY, PROVIDER_DOMAINS, SECURITY
 
 DEFAULT_PORTS = {"imap": 993, "smtp": 465}
+# Providers that accept no password over IMAP: their mailboxes connect only by signing in.
+SIGN_IN_ONLY = {"outlook", "office365"}
+# A domain name in ASCII (IDNA): labels of letters, digits and hyphens, at least two.
+DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
+# An IDNA label (xn--...) in what the detection says: shown as the recruiter typed it.
+ACE_LABEL = re.compile(r"\bxn--[a-z0-9-]+", re.IGNORECASE)
 # Where the settings were looked for, in a recruiter's words (the technical names stay, small).
 PLAIN_SOURCES = {
     "address": _lt("Your address"),
@@ -65,6 +73,7 @@ class CatsMailSyncSetup(models.TransientModel):
         required=True,
     )
     provider_note = fields.Text(compute="_compute_provider_note")
+    sign_in_missing = fields.Boolean("Signing in is not set up", compute="_compute_sign_in_missing")
     detection_log = fields.Html("What was tried", readonly=True, sanitize=True)
     needs_confirmation = fields.Boolean(readonly=True)
     confirmed = fields.Boolean("I trust these servers")
@@ -75,6 +84,7 @@ class CatsMailSyncSetup(models.TransientModel):
         help="Leave empty to keep the password typed or saved before: it is only used for the same "
         "servers and login it was typed or saved for, and never sent to servers you did not confirm.",
     )
+    keeps_saved_password = fields.Boolean("Keeps the saved password", compute="_compute_keeps_saved_password")
     imap_host = fields.Char("IMAP server")
     imap_port = fields.Integer("IMAP port", default=993)
     imap_security = fields.Selection(SECURITY, "IMAP security", default="ssl", required=True)
@@ -89,11 +99,13 @@ class CatsMailSyncSetup(models.TransientModel):
         required=True,
         help="Done once, at activation, for the candidates and contacts known then.",
     )
+    history_offered = fields.Boolean("Earlier mail can be chosen", compute="_compute_history_offered")
     sign_in_with = fields.Selection(SIGN_IN_LABELS, "Can sign in with", compute="_compute_sign_in_with")
     signed_in = fields.Selection(SIGN_IN_LABELS, "Signed in with", readonly=True)
     signing_in = fields.Selection(SIGN_IN_LABELS, "Signing in with", readonly=True)
     oauth_nonce_digest = fields.Char("Sign-in check", readonly=True)
     tested = fields.Boolean("Connection tested", readonly=True)
+    test_failed = fields.Boolean("Connection test failed", readonly=True)
     current_email = fields.Char(related="user_id.email", string="Your email in Odoo")
     set_user_email = fields.Boolean(
         "Use it as my email in Odoo",
@@ -117,18 +129,22 @@ class CatsMailSyncSetup(models.TransientModel):
 
     @api.model_create_multi
     def create(self, vals_list):
-        setups = super().create(vals_list)
-        # An assistant configures its creator's mailbox, or any for an administrator.
-        for setup in setups:
-            setup.user_id._mailbox_check_access()
-        return setups
+        opened = []
+        for vals in vals_list:
+            # An assistant configures its creator's mailbox, or any for an administrator.
+            user = self.env["res.users"].browse(vals.get("user_id") or self.env.uid)._mailbox_check_access()
+            # A mailbox set up before opens on its saved settings: a recruiter who changed a
+            # password changes only that.
+            opened.append(vals if "step" in vals else dict(self._saved_settings(user), **vals))
+        return super().create(opened)
 
     def write(self, vals):
         if "user_id" in vals:
             raise UserError(self.env._("An assistant configures one mailbox; open a new one for another."))
         if TESTED_FIELDS & set(vals) and "tested" not in vals:
-            # Other settings than those tested: Test connection leads again.
-            vals = dict(vals, tested=False)
+            # Other settings than those tested: Test connection leads again, and what a failed
+            # test said of the earlier ones is no longer true of these.
+            vals = dict(vals, tested=False, test_failed=False)
         return super().write(vals)
 
     def _compute_password(self):
@@ -167,7 +183,33 @@ class CatsMailSyncSetup(models.TransientModel):
             same_mailbox = (setup.login or "").lower() == (user.mailbox_login or "").lower() and (
                 setup.imap_host or ""
             ).lower().rstrip(".") == (user.mailbox_imap_host or "").lower().rstrip(".")
-            setup.stops_logging = user.mailbox_state in ("active", "error") and not same_mailbox
+            # Servers not filled in yet point nowhere, not to another mailbox.
+            setup.stops_logging = (
+                user.mailbox_state in ("active", "error") and bool(setup.imap_host) and not same_mailbox
+            )
+
+    @api.depends("user_id", "signed_in", "login", "imap_host", "imap_port", "smtp_host", "smtp_port")
+    def _compute_keeps_saved_password(self):
+        credentials = self.env["cats_mail_sync.credentials"]
+        for setup in self:
+            user = setup.user_id.sudo()
+            places = setup._places()
+            # The saved password goes only to exactly the servers and login it was saved for.
+            setup.keeps_saved_password = bool(
+                not setup.signed_in
+                and not user.mailbox_oauth_provider
+                and places["imap"]
+                and places == credentials._places(user)
+                and all(credentials._fits(user, kind) for kind, where in places.items() if where)
+            )
+
+    @api.depends("user_id", "stops_logging")
+    def _compute_history_offered(self):
+        for setup in self:
+            # Earlier mail is read from a mailbox's activation (cats_mail_sync.folder): one logging
+            # already reads none, unless these settings point to another, activated anew.
+            activated = setup.user_id.sudo().mailbox_state in ("active", "error")
+            setup.history_offered = not activated or setup.stops_logging
 
     @api.depends("provider")
     def _compute_sign_in_with(self):
@@ -178,6 +220,11 @@ class CatsMailSyncSetup(models.TransientModel):
             setup.sign_in_with = code if code and sign_in._is_set_up(code) else False
 
     @api.depends("provider", "sign_in_with")
+    def _compute_sign_in_missing(self):
+        for setup in self:
+            setup.sign_in_missing = setup.provider in SIGN_IN_ONLY and not setup.sign_in_with
+
+    @api.depends("provider", "sign_in_with", "sign_in_missing")
     def _compute_provider_note(self):
         for setup in self:
             if setup.provider == "gmail" and not setup.sign_in_with:
@@ -185,36 +232,67 @@ class CatsMailSyncSetup(models.TransientModel):
                     "Gmail needs an app password: create one under Google Account → Security → 2-Step "
                     "Verification → App passwords, and type it below instead of your Google password."
                 )
-            elif setup.provider in SIGN_IN_PROVIDERS and not setup.sign_in_with:
+            elif setup.sign_in_missing:
                 setup.provider_note = self.env._(
-                    "Microsoft no longer accepts passwords over IMAP for Outlook.com and Microsoft 365 "
-                    "mailboxes, and signing in with Microsoft is not set up in this Odoo yet: ask your "
-                    "administrator to enter its client id and secret in Settings."
+                    "Outlook.com and Microsoft 365 mailboxes are connected by signing in with Microsoft, "
+                    "which an administrator must first set up in this Odoo (Settings → General Settings → "
+                    "Emails). Microsoft no longer accepts passwords over IMAP, so a password cannot be "
+                    "used instead: ask your administrator to set up signing in with Microsoft."
                 )
             else:
                 note = discovery.PROVIDERS[setup.provider].note if setup.provider else None
                 setup.provider_note = self.env._(note) if note else False
 
-    @api.constrains("imap_port", "imap_security", "smtp_port", "smtp_security")
-    def _check_ports(self):
-        for setup in self:
-            for kind in ("imap", "smtp"):
-                port, security = setup[f"{kind}_port"], setup[f"{kind}_security"]
-                if not setup[f"{kind}_host"]:
-                    continue
-                if not 0 < port < 65536:
-                    raise ValidationError(self.env._("Port %(port)s is not a valid port number.", port=port))
-                if port in WRONG_PORTS[kind, security]:
-                    raise ValidationError(
-                        self.env._(
-                            "Port %(port)s does not go with %(security)s for %(kind)s: use %(other)s, "
-                            "or change the port.",
-                            port=port,
-                            security=dict(SECURITY)[security],
-                            kind=kind.upper(),
-                            other=dict(SECURITY)["starttls" if security == "ssl" else "ssl"],
-                        )
+    def _check_address(self):
+        """The address is one mail address a server can take, said before anything is looked up
+        or saved for it."""
+        address = self.env["res.users"]._mailbox_clean_address(self.email)
+        if not address:
+            raise UserError(self.env._("Fill in your mail address."))
+        local_part, _, domain = address.rpartition("@")
+        if len(local_part.encode()) > 64:
+            raise UserError(
+                self.env._(
+                    "%(address)s is not a valid mail address: the part before the @ is longer than "
+                    "64 characters. Check the address.",
+                    address=address,
+                )
+            )
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_domain = ""
+        if len(ascii_domain) > 253 or not DOMAIN.fullmatch(ascii_domain):
+            raise UserError(
+                self.env._(
+                    "%(address)s is not a valid mail address: %(domain)s is not a domain name. Check the "
+                    "part after the @.",
+                    address=address,
+                    domain=domain,
+                )
+            )
+
+    def _check_settings(self):
+        """Before a test or a save; not at each write, so that Back goes back whatever was typed."""
+        if not (self.login and self.imap_host):
+            raise UserError(self.env._("Fill in at least the login and the IMAP server."))
+        for kind in ("imap", "smtp"):
+            port, security = self[f"{kind}_port"], self[f"{kind}_security"]
+            if not self[f"{kind}_host"]:
+                continue
+            if not 0 < port < 65536:
+                raise ValidationError(self.env._("Port %(port)s is not a valid port number.", port=port))
+            if port in WRONG_PORTS[kind, security]:
+                raise ValidationError(
+                    self.env._(
+                        "Port %(port)s does not go with %(security)s for %(kind)s: use %(other)s, "
+                        "or change the port.",
+                        port=port,
+                        security=dict(SECURITY)[security],
+                        kind=kind.upper(),
+                        other=dict(SECURITY)["starttls" if security == "ssl" else "ssl"],
                     )
+                )
 
     # ------------------------------------------------------------------
     # Steps
@@ -223,6 +301,9 @@ class CatsMailSyncSetup(models.TransientModel):
     def action_detect(self):
         """Step 1 -> 2: look for the settings; on failure the manual form opens pre-filled."""
         self.ensure_one()
+        if self.sign_in_missing:
+            raise UserError(self.provider_note)
+        self._check_address()
         self.env["cats_mail_sync.connector"]._count_try()
         detection = discovery.discover(self.email, self.provider, **self._discovery_options())
         steps = Markup("").join(self._plain_step(step) for step in detection.steps)
@@ -240,6 +321,7 @@ class CatsMailSyncSetup(models.TransientModel):
             "needs_confirmation": detection.needs_confirmation,
             "confirmed": False,
             "test_result": False,
+            "test_failed": False,
             "step": "detected" if detection.found else "settings",
         }
         for kind in ("imap", "smtp"):
@@ -288,6 +370,7 @@ class CatsMailSyncSetup(models.TransientModel):
                 "smtp_security": provider.smtp.security,
                 "needs_confirmation": False,
                 "test_result": False,
+                "test_failed": False,
                 "step": "detected",
                 "detection_log": Markup("<p>%s</p>")
                 % self.env._(
@@ -317,6 +400,7 @@ class CatsMailSyncSetup(models.TransientModel):
                 "confirmed": False,
                 "test_result": False,
                 "tested": False,
+                "test_failed": False,
                 "login": False,
                 **{f"{kind}_host": False for kind in ("imap", "smtp")},
                 **{f"{kind}_port": port for kind, port in DEFAULT_PORTS.items()},
@@ -328,6 +412,7 @@ class CatsMailSyncSetup(models.TransientModel):
     def action_test(self):
         """Log in to IMAP (Inbox and Sent found) and SMTP (TLS and AUTH, no mail sent)."""
         self.ensure_one()
+        self._check_settings()
         # No secret ever goes to a detected server before the recruiter confirmed it.
         self._check_confirmed()
         if not self._has_credentials():
@@ -340,18 +425,25 @@ class CatsMailSyncSetup(models.TransientModel):
         results = [self._test_imap()]
         if self.smtp_host:
             results.append(self._test_smtp())
-        self.tested = all(ok for ok, _text in results)
-        self.test_result = Markup("").join(
-            Markup('<p class="%s">%s</p>') % ("text-success" if ok else "text-danger", text)
-            for ok, text in results
+        tested = all(ok for ok, _text in results)
+        self.write(
+            {
+                "tested": tested,
+                # Save is then no longer the way on, and says so (see the form and action_save).
+                "test_failed": not tested,
+                "test_result": Markup("").join(
+                    Markup('<p class="%s">%s</p>') % ("text-success" if ok else "text-danger", text)
+                    for ok, text in results
+                ),
+            }
         )
         return self._reopen()
 
     def action_save(self):
         """Save the settings on the user's profile, where Activate is then possible."""
         self.ensure_one()
-        if not (self.login and self.imap_host):
-            raise UserError(self.env._("Fill in at least the login and the IMAP server."))
+        self._check_address()
+        self._check_settings()
         self._check_confirmed()
         if not self._has_credentials():
             raise UserError(self.env._("Fill in your password."))
@@ -377,8 +469,9 @@ class CatsMailSyncSetup(models.TransientModel):
             "mailbox_smtp_port": self.smtp_port,
             "mailbox_smtp_security": self.smtp_security,
             "mailbox_oauth_provider": self.signed_in,
-            "mailbox_history": self.history,
         }
+        if self.history_offered:
+            values["mailbox_history"] = self.history
         store = self.env["cats_mail_sync.secret"]
         if not self.signed_in and store._has(self, "cats_password"):
             values["mailbox_password"] = self._password()
@@ -396,14 +489,26 @@ class CatsMailSyncSetup(models.TransientModel):
             profile = self.env.user._mailbox_profile_on_email_tab(profile)
         else:
             profile = {"type": "ir.actions.act_window_close"}
-        if user.mailbox_state == "active":
+        active = user.mailbox_state == "active"
+        if self.test_failed and active:
+            message = self.env._(
+                "Settings saved, but they did not work in the connection test: your mailbox will report "
+                "the problem at its next run, and logs no mail until it is solved."
+            )
+        elif self.test_failed:
+            message = self.env._(
+                "Settings saved, but they did not work in the connection test: correct them before you "
+                "click Activate."
+            )
+        elif active:
             message = self.env._("Settings saved. Your mailbox goes on logging mail.")
         else:
             message = self.env._("Settings saved. Now click Activate to start logging your mail.")
+        kind = "warning" if self.test_failed else "success"
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"type": "success", "message": message, "sticky": False, "next": profile},
+            "params": {"type": kind, "message": message, "sticky": False, "next": profile},
         }
 
     # ------------------------------------------------------------------
@@ -413,7 +518,8 @@ class CatsMailSyncSetup(models.TransientModel):
     def _plain_step(self, step):
         """One place looked at, in plain words: what it is and whether settings were found there;
         the technical outcome follows, small, for whoever helps the recruiter."""
-        outcome = self.env._(step.message, **step.params)
+        params = {name: unicode_domains(value) for name, value in step.params.items()}
+        outcome = self.env._(step.message, **params)
         technical = self.env._(discovery.SOURCES[step.source])
         if step.message.startswith("Found"):
             said, detail = outcome, technical
@@ -424,6 +530,51 @@ class CatsMailSyncSetup(models.TransientModel):
             said,
             detail,
         )
+
+    @api.model
+    def _saved_settings(self, user):
+        """What the assistant opens on for ``user``'s mailbox set up before: its saved settings, on
+        the form (one that signs in: its provider, on the first step, to sign in again); nothing
+        for a new one."""
+        if not user.mailbox_imap_host:
+            return {}
+        provider = self._saved_provider(user)
+        if user.mailbox_oauth_provider:
+            return {"provider": provider}
+        return {
+            "step": "settings",
+            "provider": provider,
+            "email": user.mailbox_email or user.email,
+            "login": user.mailbox_login,
+            "history": user.mailbox_history or "none",
+            **{
+                f"{kind}_{name}": user[f"mailbox_{kind}_{name}"] or default
+                for kind in ("imap", "smtp")
+                for name, default in (("host", False), ("port", DEFAULT_PORTS[kind]), ("security", "ssl"))
+            },
+        }
+
+    @api.model
+    def _saved_provider(self, user):
+        """The provider whose servers (or sign-in) ``user``'s saved settings are, else Other: the
+        profile keeps the servers, not the choice made in the assistant."""
+        if user.mailbox_oauth_provider:
+            codes = [
+                code for code, sign_in in SIGN_IN_PROVIDERS.items() if sign_in == user.mailbox_oauth_provider
+            ]
+        else:
+            host = (user.mailbox_imap_host or "").lower().rstrip(".")
+            codes = [
+                code
+                for code, preset in discovery.PROVIDERS.items()
+                if preset.imap and preset.imap.host == host
+            ]
+        if SIGN_IN_ONLY <= set(codes):
+            # Outlook.com and Microsoft 365 share their servers and sign-in: Outlook.com's own
+            # domains tell them apart.
+            outlook = PROVIDER_DOMAINS[discovery.PROVIDERS["outlook"].imap.host]
+            codes = ["outlook" if email_domain_extract(user.mailbox_email or "") in outlook else "office365"]
+        return codes[0] if codes else "other"
 
     def _discovery_options(self):
         """Keyword arguments of :func:`discovery.discover` (tests point them at local servers)."""
@@ -539,3 +690,18 @@ class CatsMailSyncSetup(models.TransientModel):
             "target": "new",
             "name": self.env._("Configure your mailbox"),
         }
+
+
+def unicode_domains(value):
+    """A detection step's parameter with its domain names as they are written: each IDNA label
+    (xn--...) in the letters it stands for (a label that is no valid one stays as it is)."""
+    if not isinstance(value, str):
+        return value
+
+    def decoded(label):
+        try:
+            return label.group().encode("ascii").decode("idna")
+        except UnicodeError:
+            return label.group()
+
+    return ACE_LABEL.sub(decoded, value)

@@ -10,7 +10,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
     steps: () => [
         { trigger: ".o_user_menu button", run: "click" },
         { trigger: "[data-menu=settings]", run: "click" },
-        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click" },
+        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Not configured)" },
         { trigger: "button[name=action_mailbox_configure].btn-primary", run: "click" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=email] input", run: "edit tess@recruit.example.test" },
@@ -48,7 +48,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_tour", {
     steps: () => [
         { trigger: ".o_user_menu button", run: "click" },
         { trigger: "[data-menu=settings]", run: "click" },
-        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click" },
+        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)" },
         { trigger: "button[name=action_mailbox_logged]", run: "click" },
         { trigger: ".o_list_view .o_data_row:contains(Private matter)" },

@@ -8,7 +8,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_sign_in_tour", {
     steps: () => [
         { trigger: ".o_user_menu button", run: "click" },
         { trigger: "[data-menu=settings]", run: "click" },
-        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click" },
+        { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Not configured)" },
         { trigger: "button[name=action_mailbox_configure].btn-primary", run: "click" },
         { trigger: ".o_cats_mail_sync_setup .o_field_widget[name=email] input:value(tess@recruit.example.test)" },

@@ -1,7 +1,17 @@
+import re
+
 from odoo import api, fields, models
 
 # How long the sync log keeps a run, unless cats_mail_sync.log_days says otherwise.
 DEFAULT_LOG_DAYS = 30
+# The Inbox's name on every server, where a note names it: not within an address, nor as the
+# parent of another folder (Courier's Sent folder is "INBOX.Sent").
+INBOX = re.compile(r"(?<![\w@.])INBOX(?![\w@]|[./]\w)")
+
+
+def with_inbox(env, text):
+    """``text`` (a note, a problem) naming the Inbox as the recruiter knows it, in their language."""
+    return text and INBOX.sub(env._("Inbox"), text)
 
 
 class CatsMailSyncRun(models.Model):
@@ -16,9 +26,15 @@ class CatsMailSyncRun(models.Model):
     started_at = fields.Datetime("Started", required=True, default=fields.Datetime.now)
     duration = fields.Float("Seconds", digits=(16, 2))
     folders = fields.Char("Folders read")
-    looked_at = fields.Integer("Mails looked at")
-    matched = fields.Integer("Mails matched")
-    logged = fields.Integer("Mails logged")
+    # The new mail of the run (the scan) apart from the mail it found looking back: a run that only
+    # looked back read no new mail, and says so.
+    looked_at = fields.Integer(
+        "New mails read",
+        help="Mails that arrived since the last run; the mails read looking back are not counted.",
+    )
+    matched = fields.Integer("New mails matched", help="New mails with a candidate or contact.")
+    logged = fields.Integer("Mails logged", help="New mails logged and mails logged looking back.")
+    logged_new = fields.Integer("New mails logged", compute="_compute_logged_new", store=True)
     shortened = fields.Integer(
         "Logged without attachments",
         help="Mails above the size limit (cats_mail_sync.max_mail_mb): logged with their text and "
@@ -33,7 +49,14 @@ class CatsMailSyncRun(models.Model):
     found_back = fields.Integer("Mails found looking back")
     logged_back = fields.Integer("Mails logged looking back", help="Also counted in Mails logged.")
     look_back_note = fields.Text("Looking back")
+    look_back_done = fields.Text(
+        "History done", help="A history (the earlier mail asked for at activation) logged to its end."
+    )
+    # As the recruiter reads them: news apart from what to check, the Inbox named as they know it.
+    look_back_info = fields.Text("Looking back, done", compute="_compute_shown")
+    look_back_warning = fields.Text("Looking back, to check", compute="_compute_shown")
     error = fields.Text("Problem")
+    error_shown = fields.Text("What went wrong", compute="_compute_shown")
     unexpected = fields.Boolean(
         "Unexpected error",
         help="A fault in Odoo or in this module, not in the mailbox: report it to your administrator "
@@ -70,6 +93,19 @@ class CatsMailSyncRun(models.Model):
             names = [name.strip() for name in (run.folders or "").split(",") if name.strip()]
             run.folders_label = ", ".join(inbox if name.upper() == "INBOX" else name for name in names)
 
+    @api.depends("logged", "logged_back")
+    def _compute_logged_new(self):
+        for run in self:
+            run.logged_new = run.logged - run.logged_back
+
+    @api.depends("look_back_note", "look_back_done", "error")
+    @api.depends_context("lang")
+    def _compute_shown(self):
+        for run in self:
+            run.look_back_info = with_inbox(self.env, run.look_back_done)
+            run.look_back_warning = with_inbox(self.env, run.look_back_note)
+            run.error_shown = with_inbox(self.env, run.error)
+
     @api.autovacuum
     def _gc_old_runs(self):
         days = int(
@@ -90,7 +126,14 @@ class CatsMailSyncSkipped(models.Model):
     run_id = fields.Many2one("cats_mail_sync.run", required=True, ondelete="cascade", index=True)
     user_id = fields.Many2one(related="run_id.user_id", store=True)
     folder = fields.Char()
+    folder_label = fields.Char("In folder", compute="_compute_folder_label")
     message_id = fields.Char("Message-ID")
     subject = fields.Char()
     date = fields.Char()
     reason = fields.Text(required=True)
+
+    @api.depends("folder")
+    @api.depends_context("lang")
+    def _compute_folder_label(self):
+        for skipped in self:
+            skipped.folder_label = with_inbox(self.env, skipped.folder)

@@ -62,7 +62,8 @@ class Tally:
     look_back_searches: int = 0
     found_back: int = 0
     logged_back: int = 0
-    look_back_notes: list = field(default_factory=list)
+    look_back_notes: list = field(default_factory=list)  # what to check (a search refused...)
+    history_done: list = field(default_factory=list)  # news: a history logged to its end
 
     def idle(self):
         """Whether the run found nothing to say: no new mail, nothing looked back for, no problem."""
@@ -74,6 +75,7 @@ class Tally:
             or self.looked_back_for
             or self.found_back
             or self.look_back_notes
+            or self.history_done
         )
 
     def add(self, other):
@@ -521,6 +523,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 "found_back": tally.found_back,
                 "logged_back": tally.logged_back,
                 "look_back_note": "\n".join(tally.look_back_notes) or False,
+                "look_back_done": "\n".join(tally.history_done) or False,
                 "error": "\n".join(str(problem) for problem in tally.problems) or False,
                 "unexpected": tally.unexpected,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],

@@ -179,7 +179,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
             if folder.first_uid <= 1:
                 folder.history_done_at = fields.Datetime.now()  # nothing before activation
                 self._commit()
-                tally.look_back_notes.append(self._history_done(user, folder))
+                tally.history_done.append(self._history_done(user, folder))
                 return
             scope = Scope(
                 ["UID", f"1:{folder.first_uid - 1}", "SINCE", day],
@@ -204,7 +204,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
         if self._log_uids(user, reader, folder, uids, scope, tally, "history_uid"):
             folder.history_done_at = fields.Datetime.now()
             self._commit()
-            tally.look_back_notes.append(self._history_done(user, folder))
+            tally.history_done.append(self._history_done(user, folder))
 
     @api.model
     def _history_done(self, user, folder):

@@ -1,10 +1,42 @@
+from email.utils import getaddresses
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
+from odoo.tools.sql import column_exists, create_column
 
 from .. import database
 
-# What makes a message logged mail, and whose mailbox it came from: set by the sync alone.
-LOGGED_MAIL_FIELDS = {"mailbox_user_id", "mailbox_to", "mailbox_cc", "mailbox_bcc"}
+# What makes a message logged mail, whose mailbox it came from and which record it says it is on:
+# set by the sync alone.
+LOGGED_MAIL_FIELDS = {
+    "mailbox_user_id",
+    "mailbox_to",
+    "mailbox_cc",
+    "mailbox_bcc",
+    "mailbox_record_type",
+    "mailbox_record",
+}
+# The records mail is logged on, as the recruiter calls them.
+RECORD_TYPES = [("hr.candidate", "Candidate"), ("hr.applicant", "Application"), ("res.partner", "Contact")]
+
+
+def shown_addresses(header):
+    """A header's addresses as the lists and the chatter show them, whichever header and mail
+    client: "Name <address>" (or the address alone), without quotes around a name unless it holds
+    a comma (the list would not say where one address ends); a header that is no list of
+    addresses (a mail logged in its safest form) as it is written."""
+    if not header:
+        return False
+    pairs = getaddresses([header])
+    if not pairs or not all("@" in address for _name, address in pairs):
+        return header
+    return ", ".join(_shown_address(name, address) for name, address in pairs)
+
+
+def _shown_address(name, address):
+    if not name or name == address:
+        return address
+    return f'"{name}" <{address}>' if "," in name else f"{name} <{address}>"
 
 
 class MailMessage(models.Model):
@@ -34,6 +66,24 @@ class MailMessage(models.Model):
     mailbox_attachment_count = fields.Integer(
         "Number of attachments", compute="_compute_mailbox_attachment_count"
     )
+    # Stored, to group by: a candidate and their application, of one name, are two groups (the
+    # application is named with its job). Named when the mail is logged, as record_name is.
+    mailbox_record_type = fields.Selection(
+        RECORD_TYPES,
+        "Record type",
+        compute="_compute_mailbox_record",
+        store=True,
+        help="Whether the record a logged mail is on is a candidate, an application or a contact.",
+    )
+    mailbox_record = fields.Char(
+        "Record",
+        compute="_compute_mailbox_record",
+        store=True,
+        help="The name of the record a logged mail is on; of an application, with its job.",
+    )
+    mailbox_sender = fields.Char("Sender", compute="_compute_mailbox_shown_addresses")
+    mailbox_to_shown = fields.Char("Addressed to", compute="_compute_mailbox_shown_addresses")
+    mailbox_cc_shown = fields.Char("In copy", compute="_compute_mailbox_shown_addresses")
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -61,9 +111,64 @@ class MailMessage(models.Model):
         for message in self:
             message.mailbox_attachment_count = len(message.sudo().attachment_ids)
 
+    @api.depends("mailbox_user_id", "model", "res_id", "record_name")
+    def _compute_mailbox_record(self):
+        logged = self.filtered(
+            lambda message: message.mailbox_user_id and message.model in dict(RECORD_TYPES)
+        )
+        # sudo: the job of an application whose mail the reader may read
+        applications = (
+            self.env["hr.applicant"]
+            .sudo()
+            .browse({message.res_id for message in logged if message.model == "hr.applicant"})
+        )
+        jobs = {application.id: application.job_id.name for application in applications.exists()}
+        (self - logged).update({"mailbox_record_type": False, "mailbox_record": False})
+        for message in logged:
+            job = message.model == "hr.applicant" and jobs.get(message.res_id)
+            message.mailbox_record_type = message.model
+            message.mailbox_record = f"{job} — {message.record_name}" if job else message.record_name
+
+    @api.depends("email_from", "mailbox_to", "mailbox_cc")
+    def _compute_mailbox_shown_addresses(self):
+        for message in self:
+            message.mailbox_sender = shown_addresses(message.email_from)
+            message.mailbox_to_shown = shown_addresses(message.mailbox_to)
+            message.mailbox_cc_shown = shown_addresses(message.mailbox_cc)
+
+    def _mailbox_record_label(self):
+        """The record a logged mail is on, in the reader's language: "Application: Welder — Sofia Jansen"."""
+        self.ensure_one()
+        types = dict(self._fields["mailbox_record_type"]._description_selection(self.env))
+        return self.env._(
+            "%(type)s: %(record)s", type=types.get(self.mailbox_record_type), record=self.mailbox_record
+        )
+
+    def _auto_init(self):
+        # Made here on a database with mail already, and computed for the logged mail only: the
+        # ORM would compute them for every message of the database, most of them not logged.
+        cr = self.env.cr
+        new = not column_exists(cr, self._table, "mailbox_record_type")
+        if new:
+            create_column(cr, self._table, "mailbox_record_type", "varchar")
+            create_column(cr, self._table, "mailbox_record", "varchar")
+        result = super()._auto_init()
+        if new:
+            cr.execute("SELECT id FROM mail_message WHERE mailbox_user_id IS NOT NULL")
+            logged = self.browse([row[0] for row in cr.fetchall()])
+            self.env.add_to_compute(self._fields["mailbox_record_type"], logged)
+            self.env.add_to_compute(self._fields["mailbox_record"], logged)
+        return result
+
     def init(self):
         super().init()
         database.make(self.env.cr, self._table)
+
+    def _author_to_store(self, store):  # pylint: disable=missing-return
+        super()._author_to_store(store)
+        # A sender who is no contact is named as in the lists, not as the raw header.
+        for message in self.filtered("mailbox_user_id"):
+            store.add(message, {"email_from": message.mailbox_sender})
 
     def _extras_to_store(self, store, format_reply):  # pylint: disable=missing-return
         super()._extras_to_store(store, format_reply=format_reply)
@@ -75,9 +180,9 @@ class MailMessage(models.Model):
                 recipients = [
                     {"label": label, "value": value}
                     for label, value in (
-                        (self.env._("To"), message.mailbox_to),
-                        (self.env._("Cc"), message.mailbox_cc),
-                        (self.env._("Bcc"), message.mailbox_bcc),
+                        (self.env._("To"), message.mailbox_to_shown),
+                        (self.env._("Cc"), message.mailbox_cc_shown),
+                        (self.env._("Bcc"), shown_addresses(message.mailbox_bcc)),
                     )
                     if value
                 ]
@@ -86,9 +191,34 @@ class MailMessage(models.Model):
 
     def action_mailbox_remove(self):
         """Remove these logged mails from their records; they are never logged there again
-        (the "Remove" button of the logged mail; also the RPC API)."""
-        self.env["cats_mail_sync.removal"]._remove(self)
-        return {"type": "ir.actions.client", "tag": "soft_reload"}
+        (the "Remove" button of the logged mail; also the RPC API). Says what went; the list is
+        then read again, so that a group left empty goes."""
+        # Named before they go; sudo: said only once _remove allowed it.
+        records = {
+            (message.model, message.res_id): message._mailbox_record_label()
+            for message in self.sudo().exists()
+        }
+        count = self.env["cats_mail_sync.removal"]._remove(self)
+        if not count:
+            return _notification(self.env._("This mail was removed already."), "warning")
+        if len(records) > 1:
+            message = self.env._(
+                "%(count)s mails removed from %(records)s records; they will not be logged there again.",
+                count=count,
+                records=len(records),
+            )
+        elif count > 1:
+            message = self.env._(
+                "%(count)s mails removed from %(record)s; they will not be logged there again.",
+                count=count,
+                record=next(iter(records.values())),
+            )
+        else:
+            message = self.env._(
+                "1 mail removed from %(record)s; it will not be logged there again.",
+                record=next(iter(records.values())),
+            )
+        return _notification(message, "success")
 
     def action_mailbox_open_record(self):
         """The record a logged mail is on."""
@@ -100,3 +230,12 @@ class MailMessage(models.Model):
             "res_id": self.res_id,
             "views": [(False, "form")],
         }
+
+
+def _notification(message, kind):
+    """A notification, after which the list it came from is read again."""
+    return {
+        "type": "ir.actions.client",
+        "tag": "display_notification",
+        "params": {"message": message, "type": kind, "next": {"type": "ir.actions.act_window_close"}},
+    }

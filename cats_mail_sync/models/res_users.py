@@ -7,7 +7,7 @@ from markupsafe import Markup, escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import email_domain_extract, email_normalize, format_date, format_datetime
+from odoo.tools import email_domain_extract, email_normalize, format_date
 
 from .. import database
 from ..mailbox_client import errors
@@ -155,7 +155,10 @@ class ResUsers(models.Model):
     )
     mailbox_retry_at = fields.Datetime("Next try", groups=MAILBOX_GROUPS, readonly=True, copy=False)
     mailbox_logged_count = fields.Integer(
-        "Mails logged", groups=MAILBOX_GROUPS, compute="_compute_mailbox_logged_count"
+        "Mails logged",
+        groups=MAILBOX_GROUPS,
+        compute="_compute_mailbox_logged_count",
+        help="Each mail once, on however many records it is logged (Logged mail lists a row per record).",
     )
     mailbox_excluded = fields.Text(
         "Never log mail with",
@@ -291,7 +294,9 @@ class ResUsers(models.Model):
                 continue
             since = format_date(self.env, min(folders.mapped("history_from")))
             if all(folders.mapped("history_done_at")):
-                done = format_datetime(self.env, max(folders.mapped("history_done_at")), tz=user.tz)
+                # A date, as the date it goes back to: one format in one sentence.
+                done_at = fields.Datetime.context_timestamp(user, max(folders.mapped("history_done_at")))
+                done = format_date(self.env, done_at.date())
                 user.mailbox_history_state = self.env._(
                     "Logged back to %(since)s (done %(done)s).", since=since, done=done
                 )

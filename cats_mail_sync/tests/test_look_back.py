@@ -431,7 +431,7 @@ class TestHistory(MailboxCase):
         self.assertFalse(self.messages_with("<day-29-stranger@x>"))
         self.assertTrue(self.bert.mailbox_history_state.startswith("Logged back to"))
         run = self.env["cats_mail_sync.run"].search([("user_id", "=", self.bert.id)], limit=1)
-        self.assertIn("INBOX: earlier mail back to", run.look_back_note)
+        self.assertIn("INBOX: earlier mail back to", run.look_back_done)
         self.assertEqual(run.logged, 2)
         # Done once: the next run looks at nothing before activation, and a new candidate's
         # mail of the history is found by the look-back.

@@ -3,10 +3,12 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from freezegun import freeze_time
+from lxml import etree
 
 from odoo import fields
 from odoo.tests import new_test_user, tagged
 
+from ..mailbox_client import errors
 from ..mailbox_client.reader import MailboxReader
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
 from .harness.dovecot import Dovecot
@@ -170,6 +172,81 @@ class TestSyncLog(MailboxCase):
         self.assertEqual(self.env["cats_mail_sync.run"].with_user(admin).search([]), runs)
         action = self.anna.with_user(self.anna).action_mailbox_runs()
         self.assertEqual(action["domain"], [("user_id", "=", self.anna.id)])
+
+    def last_run(self):
+        return self.env["cats_mail_sync.run"].search([("user_id", "=", self.anna.id)], limit=1)
+
+    def test_a_run_that_only_looked_back_read_no_new_mail_and_its_counts_add_up(self):
+        self.anna.action_mailbox_activate()
+        self.deliver(self.anna, make_mail("sam@applicants.example.org", ANNA, message_id="<sam@x>"))
+        self.assertEqual(self.sync(self.anna), 0)  # nobody knows Sam yet
+        self.env["hr.candidate"].create({"partner_name": "Sam", "email_from": "sam@applicants.example.org"})
+        self.env.flush_all()
+        self.assertEqual(self.sync(self.anna), 1)
+
+        run = self.last_run().with_user(self.anna)
+        # The sync log's row, column by column, as the recruiter reads it.
+        runs = self.env["cats_mail_sync.run"]
+        arch = etree.fromstring(runs.get_views([(False, "list")])["views"]["list"]["arch"])
+        labels = runs.fields_get()
+        row = {
+            column.get("string") or labels[column.get("name")]["string"]: run[column.get("name")]
+            for column in arch.iter("field")
+            if not column.get("column_invisible") and column.get("optional") != "hide"
+        }
+        self.assertEqual(
+            [
+                row.get(label)
+                for label in ("New mails", "Matched", "Logged", "Found looking back", "Logged looking back")
+            ],
+            [0, 0, 0, 1, 1],
+        )
+        self.assertEqual(run.logged, run.logged_new + run.logged_back)
+        self.assertEqual(labels["looked_back_for"]["string"], "Addresses looked back for")
+
+    def test_a_history_logged_to_its_end_is_news_and_names_the_inbox(self):
+        earlier = fields.Datetime.now() - timedelta(days=3)
+        self.deliver(
+            self.anna,
+            make_mail("carla.candidate@example.com", ANNA, message_id="<earlier@x>", date=earlier),
+            date=earlier,
+        )
+        self.anna.mailbox_history = "30"
+        self.anna.action_mailbox_activate()
+        self.sync(self.anna)
+
+        run = self.last_run().with_user(self.anna)
+        self.assertIn("INBOX: earlier mail back to", run.look_back_done)  # as the run wrote it
+        self.assertTrue(run.look_back_info.startswith("Inbox: earlier mail back to "), run.look_back_info)
+        self.assertFalse(run.look_back_warning)
+        form = etree.fromstring(self.env["cats_mail_sync.run"].get_view(view_type="form")["arch"])
+        [info] = form.xpath("//field[@name='look_back_info']")
+        [warning] = form.xpath("//field[@name='look_back_warning']")
+        self.assertEqual((info.get("class"), warning.get("class")), ("text-info", "text-warning"))
+
+    def test_a_refused_search_is_a_warning_and_every_note_names_the_inbox(self):
+        refused = self.anna._mailbox_explain(errors.SearchRefused(folder="INBOX", reason="too complex"))
+        run = self.env["cats_mail_sync.run"].create(
+            {
+                "user_id": self.anna.id,
+                "folders": "INBOX, INBOX.Sent",
+                "look_back_note": refused,
+                "error": "\n".join(
+                    str(errors.MailUnread(folder=name, uid=7)) for name in ("INBOX", "INBOX.Sent")
+                ),
+                "skipped_ids": [
+                    fields.Command.create({"folder": "INBOX", "reason": "deleted before it could be read"})
+                ],
+            }
+        )
+        self.assertFalse(run.look_back_info)
+        self.assertEqual(run.look_back_warning, refused.replace("search INBOX for", "search Inbox for"))
+        self.assertNotIn("INBOX", run.look_back_warning)
+        # Courier's Sent folder keeps the name the recruiter sees in their mail client.
+        self.assertEqual(
+            [line.split(":")[0] for line in run.error_shown.splitlines()], ["Inbox", "INBOX.Sent"]
+        )
+        self.assertEqual((run.folders_label, run.skipped_ids.folder_label), ("Inbox, INBOX.Sent", "Inbox"))
 
 
 @tagged("post_install", "-at_install")

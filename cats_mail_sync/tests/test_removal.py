@@ -9,6 +9,14 @@ from .common import ANNA, BERT, MailboxCase, make_mail
 PDF = b"%PDF-1.4 cv of Carla"
 
 
+def raw_mail(sender, to):
+    """A mail whose From and To are written as some mail clients write them: names in quotes."""
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: Quoted\r\nMessage-ID: <quoted@x>\r\n"
+        "Content-Type: text/plain\r\n\r\nHello\r\n"
+    ).encode()
+
+
 @tagged("post_install", "-at_install")
 class TestRemoval(MailboxCase):
     """A logged mail removed from a record goes, with its files, and never comes back there."""
@@ -191,13 +199,90 @@ class TestRemoval(MailboxCase):
         # Not written in the text, where it would stay in the language of whoever logged it.
         self.assertNotIn(ANNA, message.body)
 
+    def test_the_lists_tell_a_candidate_from_their_application_with_its_job(self):
+        self.log_cv()
+        rows = (
+            self.env["mail.message"]
+            .with_user(self.anna)
+            .search_read([("message_id", "=", "<cv@example.com>")], ["mailbox_record_type", "mailbox_record"])
+        )
+        types = dict(
+            self.env["mail.message"].fields_get(["mailbox_record_type"])["mailbox_record_type"]["selection"]
+        )
+        self.assertEqual(
+            sorted((types[row["mailbox_record_type"]], row["mailbox_record"]) for row in rows),
+            [("Application", "Welder — Carla Candidate"), ("Candidate", "Carla Candidate")],
+        )
+        messages = self.env["mail.message"].with_user(self.anna)
+        self.assertEqual(
+            messages.browse(self.logged(self.application, "<cv@example.com>").id)._mailbox_record_label(),
+            "Application: Welder — Carla Candidate",
+        )
+        # Grouped by record (the search's "Record"), they stay two groups, as in the run's list.
+        groups = messages.read_group(
+            [("message_id", "=", "<cv@example.com>")], ["mailbox_record"], ["mailbox_record"]
+        )
+        self.assertEqual(len(groups), 2)
+        search = self.env.ref("cats_mail_sync.mail_message_view_search_logged").arch
+        self.assertIn("'group_by': 'mailbox_record'", search)
+        # Both lists of logged mail (the profile's, a run's) show the record's type.
+        for view in ("mail_message_view_list_logged", "cats_mail_sync_run_view_form"):
+            self.assertIn('<field name="mailbox_record_type"', self.env.ref(f"cats_mail_sync.{view}").arch)
+
+    def test_from_and_to_show_names_and_addresses_alike_in_the_list_and_the_chatter(self):
+        self.deliver(
+            self.anna,
+            raw_mail(
+                '"Carla Candidate" <carla.candidate@example.com>',
+                f'"Anna, Recruiter" <{ANNA}>, "Bo" <bo@x.test>',
+            ),
+        )
+        self.sync(self.anna)
+        message = self.logged(self.candidate, "<quoted@x>").with_user(self.anna)
+        self.assertEqual(message.email_from, '"Carla Candidate" <carla.candidate@example.com>')  # as written
+        self.assertEqual(
+            (message.mailbox_sender, message.mailbox_to_shown),
+            ("Carla Candidate <carla.candidate@example.com>", f'"Anna, Recruiter" <{ANNA}>, Bo <bo@x.test>'),
+        )
+        store = Store()
+        message._to_store(store)
+        data = store.get_result()["mail.message"][0]
+        self.assertEqual(data["email_from"], "Carla Candidate <carla.candidate@example.com>")
+        self.assertEqual(data["cats_mailbox_recipients"][0]["value"], message.mailbox_to_shown)
+
+    def test_remove_says_what_went_from_which_record_and_reads_the_list_again(self):
+        message = self.log_cv()
+        action = message.with_user(self.anna).action_mailbox_remove()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertEqual(
+            (action["params"]["message"], action["params"]["type"]),
+            ("1 mail removed from Candidate: Carla Candidate; it will not be logged there again.", "success"),
+        )
+        # Then the list is read again (no group left showing "(0)").
+        self.assertEqual(action["params"]["next"], {"type": "ir.actions.act_window_close"})
+        # Removed already (another tab, a double click): said, nothing else.
+        again = message.with_user(self.anna).action_mailbox_remove()
+        self.assertEqual(
+            (again["params"]["message"], again["params"]["type"]),
+            ("This mail was removed already.", "warning"),
+        )
+
+        self.log_cv("<second@example.com>")
+        both = self.messages_with("<second@example.com>")  # on the candidate and on the application
+        action = both.with_user(self.anna).action_mailbox_remove()
+        self.assertEqual(
+            action["params"]["message"],
+            "2 mails removed from 2 records; they will not be logged there again.",
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestRemovalTour(HttpCase):
     """In the browser, as a recruiter without admin rights: her logged mail, and one removed."""
 
-    def test_recruiter_sees_her_logged_mail_and_removes_one(self):
-        tess = new_test_user(
+    def setUp(self):
+        super().setUp()
+        self.tess = new_test_user(
             self.env,
             login="tess",
             tz="Europe/Amsterdam",  # the Preferences form requires one before any button
@@ -205,7 +290,7 @@ class TestRemovalTour(HttpCase):
             email="tess@recruit.example.test",
             groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
         )
-        tess.write(
+        self.tess.write(
             {
                 "mailbox_email": "tess@recruit.example.test",
                 "mailbox_login": "tess@recruit.example.test",
@@ -214,7 +299,10 @@ class TestRemovalTour(HttpCase):
             }
         )
         now = fields.Datetime.now()
-        tess.sudo()._mailbox_set_state("active", mailbox_activated_at=now, mailbox_last_sync_at=now)
+        self.tess.sudo()._mailbox_set_state("active", mailbox_activated_at=now, mailbox_last_sync_at=now)
+
+    def test_recruiter_sees_her_logged_mail_and_removes_one(self):
+        tess = self.tess
         candidate = self.env["hr.candidate"].create(
             {"partner_name": "Carla", "email_from": "carla@example.com"}
         )
@@ -234,3 +322,20 @@ class TestRemovalTour(HttpCase):
         )
         removal = self.env["cats_mail_sync.removal"].search([("message_id", "=", "<private@x>")])
         self.assertEqual((removal.removed_by_id, removal.res_id), (tess, candidate.id))
+
+    def test_the_list_tells_candidate_from_application_and_says_what_was_removed(self):
+        candidate = self.env["hr.candidate"].create(
+            {"partner_name": "Carla Jansen", "email_from": "carla@example.com"}
+        )
+        application = self.env["hr.applicant"].create(
+            {"candidate_id": candidate.id, "job_id": self.env["hr.job"].create({"name": "Welder"}).id}
+        )
+        mail = raw_mail('"Carla Jansen" <carla@example.com>', "tess@recruit.example.test")
+        self.env["cats_mail_sync.logger"]._log(
+            self.tess, [(mail, {candidate: set(), application: set()}, self.env["res.partner"])]
+        )
+
+        self.start_tour("/odoo", "cats_mail_sync_logged_mail_feedback_tour", login="tess", timeout=120)
+
+        self.assertFalse(application.message_ids.filtered("mailbox_user_id"))
+        self.assertEqual(len(candidate.message_ids.filtered("mailbox_user_id")), 1)

@@ -244,7 +244,8 @@ def admin_screens(browser, base, out, lang, candidate_id):
     browser.click("button[name=action_mailbox_runs]", ".o_list_view .o_data_row")
     browser.shot(out / f"sync-log-admin-{lang}.png")
     browser.click(
-        ".o_list_view .o_data_row.text-danger td.o_data_cell", ".o_form_view .o_field_widget[name=error]"
+        ".o_list_view .o_data_row.text-danger td.o_data_cell",
+        ".o_form_view .o_field_widget[name=error_shown]",
     )
     browser.shot(out / f"sync-log-run-admin-{lang}.png")
     browser.evaluate("history.back()")
@@ -296,16 +297,55 @@ def recruiter_screens(browser, base, out, lang, dovecot, candidate_id):
     browser.evaluate("document.querySelector('button[name=action_mailbox_activate]').click()")
     browser.wait(".o_field_widget[name=mailbox_state] .badge.text-bg-success")
     browser.shot(out / f"profile-active-recruiter-{lang}.png")
+    recruiter_second_look(browser, base, out, lang)
     browser.click("button[name=action_mailbox_runs]", ".o_list_view")
     browser.shot(out / f"sync-log-recruiter-{lang}.png")
     profile(browser, base)
     browser.click("button[name=action_mailbox_logged]", ".o_list_view")
     browser.shot(out / f"logged-mail-recruiter-{lang}.png")
-    # Leave the Preferences dialog (reopened by Activate) closed, as a recruiter would.
-    browser.evaluate("document.querySelector('.modal .btn-close')?.click()")
+    recruiter_deactivates(browser, base, out, lang)
+    # Leave the Preferences dialog closed, as a recruiter would.
+    browser.evaluate("document.querySelectorAll('.modal .btn-close').forEach((button) => button.click())")
     browser.wait_gone(".modal .o_form_view")
     # A colleague's logged mail, as a Recruitment user reads it.
     candidate_chatter(browser, base, candidate_id, out / f"candidate-chatter-recruiter-{lang}.png")
+
+
+def recruiter_second_look(browser, base, out, lang):
+    """Sync now and Configure again on the active mailbox, a connection test that fails; then the
+    profile again."""
+    setup = ".o_cats_mail_sync_setup"
+    # Sync now: its notification (the others closed first), the profile still open.
+    browser.evaluate("document.querySelectorAll('.o_notification_close').forEach((button) => button.click())")
+    browser.wait_gone(".o_notification")
+    browser.click("button[name=action_mailbox_sync]", ".o_notification")
+    browser.wait(".o_notebook a.nav-link.active[name=cats_mail_sync]")
+    browser.shot(out / f"profile-synced-recruiter-{lang}.png")
+    # Configure again: the saved settings; a wrong password fails the test, Save becomes "anyway".
+    browser.click(
+        "button[name=action_mailbox_configure].btn-secondary",
+        f"{setup} .o_field_widget[name=imap_host] input",
+    )
+    browser.shot(out / f"assistant-reopened-recruiter-{lang}.png")
+    browser.type(f"{setup} .o_field_widget[name=password] input", "not-her-password")
+    browser.click("button[name=action_test]", f"{setup} .alert-warning")
+    browser.shot(out / f"assistant-failed-test-recruiter-{lang}.png")
+    browser.evaluate("document.querySelector('.modal .btn-close')?.click()")  # left without saving
+    browser.wait_gone(setup)
+    profile(browser, base)
+
+
+def recruiter_deactivates(browser, base, out, lang):
+    """Deactivate asks first, then says what it did, the profile still open."""
+    profile(browser, base)
+    browser.evaluate("document.querySelectorAll('.o_notification_close').forEach((button) => button.click())")
+    # The confirmation is a dialog over the Preferences dialog: the second overlay.
+    confirm = ".o-overlay-item ~ .o-overlay-item .modal-footer .btn-primary"
+    browser.click("button[name=action_mailbox_deactivate]", confirm)
+    browser.shot(out / f"profile-deactivate-recruiter-{lang}.png")
+    browser.click(confirm, ".o_notification")
+    browser.wait(".o_field_widget[name=mailbox_state]")
+    browser.shot(out / f"profile-deactivated-recruiter-{lang}.png")
 
 
 def reset_rita(registry):

@@ -35,6 +35,11 @@ registry.category("web_tour.tours").add("cats_mail_sync_change_password_tour", {
         { trigger: ".o_notification:contains(Your mailbox goes on logging mail)", timeout: 30000 },
         { trigger: `body:not(:has(${setup}))` },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)" },
+        // Sync now, from the profile dialog: it says what it did, and the profile stays open.
+        { trigger: "body:not(:has(.o_notification))", timeout: 30000 },
+        { trigger: ".modal button[name=action_mailbox_sync]", run: "click" },
+        { trigger: ".o_notification:contains(New mails logged)", timeout: 30000 },
+        { trigger: ".modal .o_notebook a.nav-link.active:contains(Email)" },
     ],
 });
 

@@ -1,1 +1,1 @@
-from . import rotate_key
+from . import cats_mail_sync_rotate_key

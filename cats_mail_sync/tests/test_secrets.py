@@ -21,7 +21,7 @@ from odoo.cli.command import commands
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from ..cli.rotate_key import CatsMailSyncRotateKey, rotate_secrets
+from ..cli.cats_mail_sync_rotate_key import CatsMailSyncRotateKey, rotate_secrets
 from ..mailbox_client import connection, errors
 from ..models import cats_mail_sync_secret as secret
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail

@@ -31,8 +31,11 @@ from odoo import SUPERUSER_ID, api, tools
 from odoo.cli import Command
 from odoo.modules.registry import Registry
 
-from ..mailbox_client import errors
-from ..models import cats_mail_sync_secret as secret
+# Absolute imports, and the file named after the command: Odoo 19 loads an addon's command as
+# odoo.cli.<command name>, where relative imports fail (and the command would be "Unknown").
+# pylint: disable=odoo-addons-relative-import
+from odoo.addons.cats_mail_sync.mailbox_client import errors
+from odoo.addons.cats_mail_sync.models import cats_mail_sync_secret as secret
 
 WHERE = {
     "config": f"the {secret.KEY_OPTION} option of the configuration file",

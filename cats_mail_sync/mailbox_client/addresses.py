@@ -82,12 +82,13 @@ def list_entries(text):
 
 
 def is_domain(name):
+    """Whether ``name`` is a domain name (a unicode one by its IDNA form): at most 253 characters."""
     try:
-        ascii_name = name.encode("idna").decode("ascii")
+        ascii_name = name.lower().encode("idna").decode("ascii")
     except UnicodeError:
         return False
     labels = ascii_name.split(".")
-    return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
+    return len(ascii_name) <= 253 and len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 def not_listable(text):

@@ -8,6 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_domain_extract
 
 from ..mailbox_client import connection, discovery, errors
+from ..mailbox_client.addresses import is_domain
 from ..mailbox_client.errors import _lt
 from ..mailbox_client.reader import MailboxReader
 from ..models.cats_mail_sync_secret import place
@@ -18,8 +19,6 @@ from ..models.res_users import HISTORY, PROVIDER_DOMAINS, SECURITY
 DEFAULT_PORTS = {"imap": 993, "smtp": 465}
 # Providers that accept no password over IMAP: their mailboxes connect only by signing in.
 SIGN_IN_ONLY = {"outlook", "office365"}
-# A domain name in ASCII (IDNA): labels of letters, digits and hyphens, at least two.
-DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
 # An IDNA label (xn--...) in what the detection says: shown as the recruiter typed it.
 ACE_LABEL = re.compile(r"\bxn--[a-z0-9-]+", re.IGNORECASE)
 # Where the settings were looked for, in a recruiter's words (the technical names stay, small).
@@ -258,11 +257,7 @@ class CatsMailSyncSetup(models.TransientModel):
                     address=address,
                 )
             )
-        try:
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            ascii_domain = ""
-        if len(ascii_domain) > 253 or not DOMAIN.fullmatch(ascii_domain):
+        if not is_domain(domain):
             raise UserError(
                 self.env._(
                     "%(address)s is not a valid mail address: %(domain)s is not a domain name. Check the "

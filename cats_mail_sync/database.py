@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from odoo.tools import SQL, sql
 
+from . import series
+
 
 @dataclass(frozen=True)
 class Index:
@@ -159,11 +161,16 @@ OBJECTS = (
         "email_normalized",
         where="email_normalized IS NOT NULL",
     ),
-    # Candidates' addresses, for the exact lookups of matching (see the logger's ``_match``).
-    # hr_recruitment indexes them by trigrams, for searches by part of an address: PostgreSQL
-    # takes that index for exact addresses too, and a batch of two hundred then costs seconds
-    # once there are a few thousand candidates. Not partial, for the statistics.
-    Index("hr_candidate_cats_mail_sync_email_index", "hr_candidate", "lower(email_normalized)"),
+    # Persons' addresses (candidates on 18, applicants on 19), for the exact lookups of matching
+    # (see the logger's ``_match``). hr_recruitment indexes them by trigrams, for searches by part
+    # of an address: PostgreSQL takes that index for exact addresses too, and a batch of two
+    # hundred then costs seconds once there are a few thousand candidates. Not partial, for the
+    # statistics.
+    Index(
+        f"{series.PERSON_TABLE}_cats_mail_sync_email_index",
+        series.PERSON_TABLE,
+        "lower(email_normalized)",
+    ),
     # Mail is told internal by colleagues' work addresses and contacts and users' logins (see the
     # logger's ``_privacy``) at every batch.
     Index("hr_employee_cats_mail_sync_work_email_index", "hr_employee", "lower(work_email)"),

@@ -1,7 +1,7 @@
 {
     "name": "CATS Mail Sync: queue jobs",
     "summary": "Each mailbox's sync as a queue job, so that several Odoo servers share the work",
-    "version": "18.0.1.1.0",
+    "version": "1.1.0",
     "category": "Human Resources/Recruitment",
     "license": "LGPL-3",
     "author": "cats_mail_sync",

@@ -12,8 +12,9 @@ from dateutil.relativedelta import relativedelta
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import config
 
+from .. import series
 from ..mailbox_client.reader import GROUP_BYTES
-from .cats_mail_sync_sync import Tally, in_test_mode
+from .cats_mail_sync_sync import Tally
 
 _logger = logging.getLogger(__name__)
 
@@ -117,12 +118,17 @@ class Pace:
 def own_environment(registry):
     """A superuser environment on a new cursor of ``registry``, for a thread of its own; committed
     at the end, and the caches' changes signalled to the other Odoo processes, as a request's."""
-    with registry.manage_changes(), registry.cursor() as cr:
-        # What api.Environment does on a new cursor, with the registry at hand: looking it up by
-        # name would wait for the lock of all registries, which a thread loading a registry (or
-        # Odoo's test runner) holds while it waits for this one.
-        cr.transaction = api.Transaction(registry)
-        yield api.Environment(cr, SUPERUSER_ID, {})
+    try:
+        with registry.cursor() as cr:
+            # What api.Environment does on a new cursor, with the registry at hand: looking it up
+            # by name would wait for the lock of all registries, which a thread loading a registry
+            # (or Odoo's test runner) holds while it waits for this one.
+            cr.transaction = series.Transaction(registry)
+            yield api.Environment(cr, SUPERUSER_ID, {})
+    except Exception:
+        registry.reset_changes()
+        raise
+    registry.signal_changes()
 
 
 @dataclass
@@ -227,7 +233,7 @@ class CatsMailSyncCycle(models.AbstractModel):
         cpu = cpu_limit()
         budget = Budget(deadline, cpu and time.process_time() + cpu * SHARE_OF_LIMIT)
         total, done = len(users), 0
-        if in_test_mode():
+        if series.in_test_mode():
             results = (self._sync_in_turn(user, budget) for user in users)
         else:
             results = self._sync_concurrently(users.ids, budget)

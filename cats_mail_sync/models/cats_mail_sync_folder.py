@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from .. import series
+
 
 class CatsMailSyncFolder(models.Model):
     """Where a mailbox folder was read up to: the sync's cursor.
@@ -59,9 +61,7 @@ class CatsMailSyncFolder(models.Model):
         "Search refused", help="The server refused the last look-back's search: tried again at the next run."
     )
 
-    _sql_constraints = [
-        ("role_unique", "UNIQUE(user_id, role)", "A mailbox has one Inbox and one Sent folder."),
-    ]
+    _role_unique = series.unique("UNIQUE(user_id, role)", "A mailbox has one Inbox and one Sent folder.")
 
     @api.model_create_multi
     def create(self, vals_list):

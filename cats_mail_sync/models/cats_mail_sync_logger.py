@@ -8,8 +8,9 @@ import psycopg2.errors
 from markupsafe import Markup
 
 from odoo import api, models
-from odoo.tools import email_domain_extract, email_normalize_all
+from odoo.tools import SQL, email_domain_extract, email_normalize_all
 
+from .. import series
 from ..mailbox_client.addresses import list_entries
 from ..mailbox_client.reader import TextOnly
 
@@ -30,7 +31,7 @@ PRIVACY_READS = {
     "hr.employee": ["work_contact_id", "work_email"],
 }
 MATCH_READS = {
-    "hr.candidate": ["email_normalized", "active", "company_id", "partner_id"],
+    series.PERSON: ["email_normalized", "active", "company_id", "partner_id"],
     "res.partner": ["email", "email_normalized", "active", "company_id"],
     "res.users": ["partner_id", "share"],
 }
@@ -81,9 +82,9 @@ class CatsMailSyncLogger(models.AbstractModel):
     def _match(self, addresses, user):
         """Records each address belongs to: ``{address: [records]}``.
 
-        Candidates (with their ongoing applications) and contacts; never the
-        recruiter, internal users, nor a candidate's own partner counted as a
-        separate contact. The same SQL queries whatever the number of addresses, each
+        The records of the persons of that address (see ``series.records_of``) and contacts;
+        never the recruiter, internal users, nor a person's own partner counted as a separate
+        contact. The same SQL queries whatever the number of addresses, each
         through indexes only: its cost does not grow with the contacts and candidates
         (see ``res_partner.py`` for the index of fields with several addresses).
         """
@@ -93,44 +94,52 @@ class CatsMailSyncLogger(models.AbstractModel):
             return found
         self._flush(MATCH_READS)
         companies = user.company_ids.ids
-        # Through this module's index of candidates' addresses (see hr_candidate.py): compared as
+        persons = SQL.identifier(series.PERSON_TABLE)
+        # Through this module's index of persons' addresses (see database.py): compared as
         # lower(...), which the trigram index of hr_recruitment cannot serve, and would serve slowly.
         # One lookup per address (OFFSET 0 keeps the planner from making it one join): as one
         # condition, PostgreSQL read every candidate up to some 40,000 of them, 4 ms at 10,000.
+        # Archived ones too: which records get the mail is the series' to say.
         self.env.cr.execute(
-            """
-            SELECT c.id
-              FROM unnest(%(addresses)s::text[]) AS wanted(address)
-             CROSS JOIN LATERAL (SELECT id FROM hr_candidate
-                                  WHERE lower(email_normalized) = wanted.address
-                                    AND active
-                                    AND (company_id IS NULL OR company_id = ANY(%(companies)s))
-                                 OFFSET 0) AS c
-            """,
-            {"addresses": addresses, "companies": companies},
+            SQL(
+                """
+                SELECT person.id
+                  FROM unnest(%(addresses)s::text[]) AS wanted(address)
+                 CROSS JOIN LATERAL (SELECT id FROM %(persons)s
+                                      WHERE lower(email_normalized) = wanted.address
+                                        AND (company_id IS NULL OR company_id = ANY(%(companies)s))
+                                     OFFSET 0) AS person
+                """,
+                addresses=addresses,
+                companies=companies,
+                persons=persons,
+            )
         )
-        candidates = self.env["hr.candidate"].sudo().browse(sorted(row[0] for row in self.env.cr.fetchall()))
-        for candidate in candidates:
-            ongoing = candidate.applicant_ids.filtered(lambda app: app.application_status == "ongoing")
-            found[candidate.email_normalized] += [candidate, *ongoing]
-        # Users and candidates are looked up once per contact found (LIMIT keeps them out of
+        people = self.env[series.PERSON].sudo().browse(sorted(row[0] for row in self.env.cr.fetchall()))
+        for address, records in series.records_of(people).items():
+            found[address] += records
+        # Users and persons are looked up once per contact found (LIMIT keeps them out of
         # a join the planner could make by scanning them all): nothing here reads a whole table.
         self.env.cr.execute(
-            """
-            SELECT p.id, p.email
-              FROM res_partner p
-              LEFT JOIN LATERAL (SELECT 1 AS found FROM res_users u
-                                  WHERE u.partner_id = p.id AND NOT u.share LIMIT 1) AS internal ON TRUE
-              LEFT JOIN LATERAL (SELECT 1 AS found FROM hr_candidate c
-                                  WHERE c.partner_id = p.id LIMIT 1) AS candidate ON TRUE
-             WHERE p.active
-               AND (p.company_id IS NULL OR p.company_id = ANY(%(companies)s))
-               AND (p.email_normalized = ANY(%(addresses)s)
-                    OR cats_mail_sync_email_addresses(p.email) && %(addresses)s)
-               AND internal.found IS NULL
-               AND candidate.found IS NULL
-            """,
-            {"companies": companies, "addresses": addresses},
+            SQL(
+                """
+                SELECT p.id, p.email
+                  FROM res_partner p
+                  LEFT JOIN LATERAL (SELECT 1 AS found FROM res_users u
+                                      WHERE u.partner_id = p.id AND NOT u.share LIMIT 1) AS internal ON TRUE
+                  LEFT JOIN LATERAL (SELECT 1 AS found FROM %(persons)s person
+                                      WHERE person.partner_id = p.id LIMIT 1) AS person ON TRUE
+                 WHERE p.active
+                   AND (p.company_id IS NULL OR p.company_id = ANY(%(companies)s))
+                   AND (p.email_normalized = ANY(%(addresses)s)
+                        OR cats_mail_sync_email_addresses(p.email) && %(addresses)s)
+                   AND internal.found IS NULL
+                   AND person.found IS NULL
+                """,
+                companies=companies,
+                addresses=addresses,
+                persons=persons,
+            )
         )
         wanted = set(addresses)
         partners = self.env["res.partner"].sudo()

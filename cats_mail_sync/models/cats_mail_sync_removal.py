@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from .. import series
+
 MANAGERS = "hr_recruitment.group_hr_recruitment_manager"
 
 
@@ -27,13 +29,9 @@ class CatsMailSyncRemoval(models.Model):
     removed_by_name = fields.Char("Removed by (name)", readonly=True)
     removed_at = fields.Datetime("Removed on", required=True, readonly=True, default=fields.Datetime.now)
 
-    _sql_constraints = [
-        (
-            "once_per_record",
-            "UNIQUE (message_id, model, res_id)",
-            "This mail was already removed from this record.",
-        )
-    ]
+    _once_per_record = series.unique(
+        "UNIQUE (message_id, model, res_id)", "This mail was already removed from this record."
+    )
 
     @api.model
     def _removed(self, message_ids):

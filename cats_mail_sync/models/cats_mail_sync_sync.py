@@ -1,5 +1,4 @@
 import logging
-import threading
 import time
 import zlib
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from imapclient.exceptions import IMAPClientError
 from odoo import api, fields, models
 from odoo.tools.misc import format_datetime
 
+from .. import series
 from ..mailbox_client import errors
 from ..mailbox_client.reader import INBOX, MailboxReader, batches, groups
 
@@ -36,10 +36,6 @@ MB = 1024 * 1024
 # Headers matched in one round of SQL (privacy and match); the reader fetches them BATCH_SIZE
 # at a time. The mail they find is logged and committed group by group, the cursor with it.
 MATCH_SIZE = 2000
-
-
-def in_test_mode():
-    return getattr(threading.current_thread(), "testing", False)
 
 
 @dataclass
@@ -429,7 +425,7 @@ class CatsMailSyncSync(models.AbstractModel):
             if sender in own:
                 return user.partner_id
             for record in matches.get(sender, []):
-                if record._name == "hr.candidate" and record.partner_id:
+                if record._name == series.PERSON and record.partner_id:
                     return record.partner_id
                 if record._name == "res.partner":
                     return record
@@ -534,12 +530,12 @@ class CatsMailSyncSync(models.AbstractModel):
     @api.model
     def _recover(self, error):
         """After a database error, go back to the last commit (batches are committed as they go)."""
-        if isinstance(error, psycopg2.Error) and not in_test_mode():
+        if isinstance(error, psycopg2.Error) and not series.in_test_mode():
             self.env.cr.rollback()
             self.env.invalidate_all()
 
     @api.model
     def _commit(self):
         """Commit a finished step of a scheduled run (never inside tests)."""
-        if not in_test_mode():
+        if not series.in_test_mode():
             self.env.cr.commit()  # pylint: disable=invalid-commit

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from odoo import SUPERUSER_ID, api, fields, models
 
-from .. import database
+from .. import database, series
 from ..mailbox_client import errors, oauth
 
 _logger = logging.getLogger(__name__)
@@ -31,9 +31,7 @@ class CatsMailSyncToken(models.Model):
     address = fields.Char("Signed in as", required=True)
     expires_at = fields.Datetime("Access token valid until")
 
-    _sql_constraints = [
-        ("one_per_provider", "UNIQUE(user_id, provider)", "A user signs in once per provider."),
-    ]
+    _one_per_provider = series.unique("UNIQUE(user_id, provider)", "A user signs in once per provider.")
 
     def init(self):
         super().init()

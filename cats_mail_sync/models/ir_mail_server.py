@@ -74,8 +74,17 @@ class IrMailServer(models.Model):
             else:
                 user.mailbox_mail_server_id = self.sudo().create(values)
 
-    def connect(
+    # Where Odoo opens an SMTP connection: connect on 18, _connect__ on 19 (a method of one name
+    # only: an override of the other would never be called, and mail would go out unchecked).
+    def connect(self, *args, **kwargs):
+        return self._mailbox_connect(super().connect, *args, **kwargs)
+
+    def _connect__(self, *args, **kwargs):
+        return self._mailbox_connect(super()._connect__, *args, **kwargs)
+
+    def _mailbox_connect(
         self,
+        connect,
         host=None,
         port=None,
         user=None,
@@ -88,8 +97,8 @@ class IrMailServer(models.Model):
         mail_server_id=None,
         allow_archived=False,
     ):
-        # A recruiter's own server connects like their mailbox does: TLS only,
-        # certificate verified, the password from where only the sync reads it.
+        """``connect``, but a recruiter's own server connects like their mailbox does: TLS only,
+        certificate verified, the password from where only the sync reads it."""
         if not modules.module.current_test and not host:
             server, smtp_from = (
                 (self.sudo().browse(mail_server_id), smtp_from)
@@ -108,7 +117,7 @@ class IrMailServer(models.Model):
                     raise MailDeliveryException(server.mailbox_user_id._mailbox_explain(error)) from None
                 smtp.smtp_from, smtp.from_filter = smtp_from, server.from_filter
                 return smtp
-        return super().connect(
+        return connect(
             host=host,
             port=port,
             user=user,

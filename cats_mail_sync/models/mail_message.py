@@ -4,7 +4,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError
 from odoo.tools.sql import column_exists, create_column
 
-from .. import database
+from .. import database, series
 
 # What makes a message logged mail, whose mailbox it came from and which record it says it is on:
 # set by the sync alone.
@@ -16,8 +16,15 @@ LOGGED_MAIL_FIELDS = {
     "mailbox_record_type",
     "mailbox_record",
 }
-# The records mail is logged on, as the recruiter calls them.
-RECORD_TYPES = [("hr.candidate", "Candidate"), ("hr.applicant", "Application"), ("res.partner", "Contact")]
+
+
+# The logged mail's filters by record type (views/mail_message_views.xml), and their type.
+RECORD_TYPE_FILTERS = {
+    "candidates": "hr.candidate",
+    "applications": "hr.applicant",
+    "talents": "talent",
+    "contacts": "res.partner",
+}
 
 
 def shown_addresses(header):
@@ -69,7 +76,7 @@ class MailMessage(models.Model):
     # Stored, to group by: a candidate and their application, of one name, are two groups (the
     # application is named with its job). Named when the mail is logged, as record_name is.
     mailbox_record_type = fields.Selection(
-        RECORD_TYPES,
+        series.RECORD_TYPES,
         "Record type",
         compute="_compute_mailbox_record",
         store=True,
@@ -113,20 +120,21 @@ class MailMessage(models.Model):
 
     @api.depends("mailbox_user_id", "model", "res_id", "record_name")
     def _compute_mailbox_record(self):
-        logged = self.filtered(
-            lambda message: message.mailbox_user_id and message.model in dict(RECORD_TYPES)
-        )
-        # sudo: the job of an application whose mail the reader may read
-        applications = (
-            self.env["hr.applicant"]
-            .sudo()
-            .browse({message.res_id for message in logged if message.model == "hr.applicant"})
-        )
-        jobs = {application.id: application.job_id.name for application in applications.exists()}
+        logged = self.filtered(lambda message: message.mailbox_user_id and message.model in self.env)
+        # sudo: the type and job of a record whose mail the reader may read
+        records = {}
+        for model in {message.model for message in logged}:
+            ids = {message.res_id for message in logged if message.model == model}
+            records.update(
+                {(model, record.id): record for record in self.env[model].sudo().browse(ids).exists()}
+            )
+        types = dict(series.RECORD_TYPES)
         (self - logged).update({"mailbox_record_type": False, "mailbox_record": False})
         for message in logged:
-            job = message.model == "hr.applicant" and jobs.get(message.res_id)
-            message.mailbox_record_type = message.model
+            record = records.get((message.model, message.res_id))
+            record_type = series.record_type(record) if record is not None else message.model
+            job = record is not None and "job_id" in record._fields and record.job_id.name
+            message.mailbox_record_type = record_type if record_type in types else False
             message.mailbox_record = f"{job} — {message.record_name}" if job else message.record_name
 
     @api.depends("email_from", "mailbox_to", "mailbox_cc")
@@ -164,11 +172,17 @@ class MailMessage(models.Model):
         super().init()
         database.make(self.env.cr, self._table)
 
-    def _author_to_store(self, store):  # pylint: disable=missing-return
-        super()._author_to_store(store)
-        # A sender who is no contact is named as in the lists, not as the raw header.
-        for message in self.filtered("mailbox_user_id"):
-            store.add(message, {"email_from": message.mailbox_sender})
+    @api.model
+    def _get_view(self, view_id=None, view_type="form", **options):
+        arch, view = super()._get_view(view_id, view_type, **options)
+        # The logged mail's filters by record type: only the types this Odoo logs on (no
+        # "Candidates" where there are none).
+        if view == self.env.ref("cats_mail_sync.mail_message_view_search_logged", raise_if_not_found=False):
+            types = dict(series.RECORD_TYPES)
+            absent = {name for name, record_type in RECORD_TYPE_FILTERS.items() if record_type not in types}
+            for node in [node for node in arch.iter("filter") if node.get("name") in absent]:
+                node.getparent().remove(node)
+        return arch, view
 
     def _extras_to_store(self, store, format_reply):  # pylint: disable=missing-return
         super()._extras_to_store(store, format_reply=format_reply)
@@ -187,7 +201,16 @@ class MailMessage(models.Model):
                     if value
                 ]
                 line = self.env._("Logged from the mailbox of %(name)s", name=owner.name)
-                store.add(message, {"cats_mailbox_line": line, "cats_mailbox_recipients": recipients})
+                # A sender who is no contact is named as in the lists, not as the raw header
+                # (after the author's fields: the extras come last, on Odoo 18 and 19 alike).
+                store.add(
+                    message,
+                    {
+                        "cats_mailbox_line": line,
+                        "cats_mailbox_recipients": recipients,
+                        "email_from": message.mailbox_sender,
+                    },
+                )
 
     def action_mailbox_remove(self):
         """Remove these logged mails from their records; they are never logged there again

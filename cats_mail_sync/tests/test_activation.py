@@ -7,6 +7,7 @@ import odoo
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+from .. import series
 from .common import ANNA, PASSWORDS, MailboxCase, make_mail
 from .harness.dovecot import Dovecot
 
@@ -94,7 +95,7 @@ class TestActivation(MailboxCase):
         self.assertEqual((len(run), run.looked_at, run.logged), (1, 1, 1))
         # The run lists what it logged, on each record (the candidate and the application).
         self.assertEqual(run.logged_message_ids, self.messages_with("<after-idle@x>"))
-        self.assertEqual(set(run.logged_message_ids.mapped("model")), {"hr.candidate", "hr.applicant"})
+        self.assertEqual(set(run.logged_message_ids.mapped("model")), {series.PERSON, "hr.applicant"})
 
         # A run that looked at mail without logging any is written (it says what it saw), and so is
         # a failed check.

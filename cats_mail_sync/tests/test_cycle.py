@@ -139,7 +139,7 @@ class TestCycle(MailboxCase):
         with self.clock(mailboxes_per_run=2) as run:
             _cron, progress = self.cron._add_progress()
             triggers = self.triggers()
-            self.assertEqual(len(run(ir_cron_progress_id=progress.id)), 2)
+            self.assertEqual(len(run(ir_cron_progress_id=progress.id, cron_id=self.cron.id)), 2)
         # Odoo reads "nothing remaining" as done with this run; the trigger starts the next at once,
         # under a time limit of its own.
         self.assertEqual((progress.done, progress.remaining), (2, 0))
@@ -148,7 +148,7 @@ class TestCycle(MailboxCase):
         with self.clock() as run:
             _cron, progress = self.cron._add_progress()
             triggers = self.triggers()
-            self.assertEqual(len(run(ir_cron_progress_id=progress.id)), 5)
+            self.assertEqual(len(run(ir_cron_progress_id=progress.id, cron_id=self.cron.id)), 5)
         self.assertEqual((progress.done, progress.remaining), (5, 0))
         self.assertEqual(self.triggers(), triggers, "a run that did everything asks for none")
 

@@ -5,6 +5,7 @@ from unittest.mock import patch
 from odoo import fields
 from odoo.tests import tagged
 
+from .. import series
 from .common import ANNA, BERT, MailboxCase, make_mail
 
 PDF = b"%PDF-1.4 cv of Carla"
@@ -16,12 +17,12 @@ class TestLogging(MailboxCase):
     def setUpClass(cls):
         super().setUpClass()
         hired_stage = cls.env["hr.recruitment.stage"].create({"name": "Contract signed", "hired_stage": True})
-        cls.hired_application = cls.env["hr.applicant"].create(
+        cls.hired_application = series.new_application(
+            cls.candidate,
             {
-                "candidate_id": cls.candidate.id,
                 "job_id": cls.env["hr.job"].create({"name": "Driver"}).id,
                 "stage_id": hired_stage.id,
-            }
+            },
         )
         cls.anna.action_mailbox_activate()
 
@@ -116,7 +117,7 @@ class TestLogging(MailboxCase):
         logged = self.messages_with("<team@x>")
         self.assertEqual(
             sorted((m.model, m.res_id) for m in logged),
-            sorted([("hr.candidate", self.candidate.id), ("hr.applicant", self.application.id)]),
+            sorted([(series.PERSON, self.candidate.id), ("hr.applicant", self.application.id)]),
         )
 
     def test_contact_with_several_addresses_is_matched(self):
@@ -250,10 +251,11 @@ class TestLogging(MailboxCase):
 
     def test_matching_takes_the_same_queries_for_many_addresses(self):
         logger = self.env["cats_mail_sync.logger"]
-        candidates = self.env["hr.candidate"].create(
-            [{"partner_name": f"C{i}", "email_from": f"c{i}@pool.example.com"} for i in range(30)]
-        )
-        self.env["hr.applicant"].create([{"candidate_id": c.id, "job_id": self.job.id} for c in candidates])
+        for i in range(30):
+            candidate = series.new_person(
+                self.env, {"partner_name": f"C{i}", "email_from": f"c{i}@pool.example.com"}
+            )
+            series.new_application(candidate, {"job_id": self.job.id})
         self.env["res.partner"].create(
             [{"name": f"P{i}", "email": f"p{i}@pool.example.com"} for i in range(30)]
         )

@@ -8,7 +8,7 @@ from markupsafe import Markup
 
 from odoo.tests import TransactionCase, new_test_user, tagged
 
-MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "18.0.1.4.0" / "post-migrate.py"
+MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "1.4.0" / "post-migrate.py"
 TEXT = "<p>Please find my CV attached</p>"
 NOTE = "<p><i>This mail is larger than the limit: Left out: cv.pdf (30 MB).</i></p>"
 

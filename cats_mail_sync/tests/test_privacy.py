@@ -3,6 +3,7 @@ from odoo.tests import new_test_user, tagged
 
 from odoo.addons.mail.tools.discuss import Store
 
+from .. import series
 from .common import ANNA, BERT, MailboxCase, make_mail
 
 PDF = b"%PDF-1.4 offer for Chris"
@@ -68,7 +69,7 @@ class TestPrivacy(MailboxCase):
         self.assertFalse(self.logged(self.colleague_contact))
 
     def test_a_mail_blind_copied_to_two_candidates_shows_each_only_its_own_address(self):
-        dana = self.env["hr.candidate"].create({"partner_name": "Dana", "email_from": DANA})
+        dana = series.new_person(self.env, {"partner_name": "Dana", "email_from": DANA})
         mail = make_mail(
             ANNA,
             "chris@client.example.com",
@@ -90,7 +91,7 @@ class TestPrivacy(MailboxCase):
             self.assertEqual(message.mailbox_to, "chris@client.example.com")
             self.assertEqual(message.mailbox_bcc, own or False, record)
             store = Store()
-            message._to_store(store)
+            store.add(message)
             lines = store.get_result()["mail.message"][0]["cats_mailbox_recipients"]
             self.assertEqual(
                 lines,
@@ -103,7 +104,7 @@ class TestPrivacy(MailboxCase):
                 self.assertNotIn(address, message.body.lower(), record)
 
     def test_bcc_stays_out_of_the_original_file_of_other_records(self):
-        dana = self.env["hr.candidate"].create({"partner_name": "Dana", "email_from": DANA})
+        dana = series.new_person(self.env, {"partner_name": "Dana", "email_from": DANA})
         raw = (
             b"From: " + ANNA.encode() + b"\r\nTo: chris@client.example.com\r\n"
             b"Bcc: " + CARLA.encode() + b", " + DANA.encode() + b"\r\n"

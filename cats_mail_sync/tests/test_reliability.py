@@ -8,6 +8,7 @@ from lxml import etree
 from odoo import fields
 from odoo.tests import new_test_user, tagged
 
+from .. import series
 from ..mailbox_client import errors
 from ..mailbox_client.reader import MailboxReader
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
@@ -180,7 +181,7 @@ class TestSyncLog(MailboxCase):
         self.anna.action_mailbox_activate()
         self.deliver(self.anna, make_mail("sam@applicants.example.org", ANNA, message_id="<sam@x>"))
         self.assertEqual(self.sync(self.anna), 0)  # nobody knows Sam yet
-        self.env["hr.candidate"].create({"partner_name": "Sam", "email_from": "sam@applicants.example.org"})
+        series.new_person(self.env, {"partner_name": "Sam", "email_from": "sam@applicants.example.org"})
         self.env.flush_all()
         self.assertEqual(self.sync(self.anna), 1)
 

@@ -4,6 +4,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 
 from odoo.addons.mail.tools.discuss import Store
 
+from .. import series
 from .common import ANNA, BERT, MailboxCase, make_mail
 
 PDF = b"%PDF-1.4 cv of Carla"
@@ -31,6 +32,10 @@ class TestRemoval(MailboxCase):
         )
         cls.employee = new_test_user(cls.env, login="eddy", groups="base.group_user")
         cls.anna.action_mailbox_activate()
+
+    def person_type(self):
+        """What the lists call the person's own record: Candidate (Odoo 18), Talent (19)."""
+        return dict(series.RECORD_TYPES)[series.record_type(self.candidate)]
 
     def log_cv(self, message_id="<cv@example.com>"):
         mail = make_mail(
@@ -62,7 +67,7 @@ class TestRemoval(MailboxCase):
         self.assertEqual(len(removal), 1)
         self.assertEqual(
             (removal.model, removal.res_id, removal.removed_by_id, removal.mailbox_user_id),
-            ("hr.candidate", self.candidate.id, self.anna, self.anna),
+            (series.PERSON, self.candidate.id, self.anna, self.anna),
         )
         self.assertTrue(removal.removed_at)
         kept = removal.read()[0]
@@ -104,7 +109,7 @@ class TestRemoval(MailboxCase):
             self.env["cats_mail_sync.removal"].with_user(self.anna).create(
                 {
                     "message_id": "<other@x>",
-                    "model": "hr.candidate",
+                    "model": series.PERSON,
                     "res_id": self.candidate.id,
                     "removed_by_id": self.anna.id,
                 }
@@ -168,7 +173,7 @@ class TestRemoval(MailboxCase):
             self.anna.with_user(self.bert).action_mailbox_logged()
 
         row = messages.with_user(self.anna).search_read(
-            [("message_id", "=", "<cv@example.com>"), ("model", "=", "hr.candidate")],
+            [("message_id", "=", "<cv@example.com>"), ("model", "=", series.PERSON)],
             ["date", "email_from", "mailbox_to", "subject", "record_name", "mailbox_attachment_count"],
         )[0]
         self.assertEqual(row["subject"], "My CV")
@@ -180,7 +185,7 @@ class TestRemoval(MailboxCase):
             .browse(self.logged(self.candidate, "<cv@example.com>").id)
             .action_mailbox_open_record()
         )
-        self.assertEqual((action["res_model"], action["res_id"]), ("hr.candidate", self.candidate.id))
+        self.assertEqual((action["res_model"], action["res_id"]), (series.PERSON, self.candidate.id))
 
     def test_the_chatter_says_whose_mailbox_and_to_whom_in_the_viewer_s_language(self):
         self.env["res.lang"]._activate_lang("nl_NL")
@@ -192,7 +197,7 @@ class TestRemoval(MailboxCase):
             (self.bert, f"Vastgelegd uit de mailbox van {self.anna.name}", "Aan"),
         ):
             store = Store()
-            message.with_user(viewer).with_context(lang=viewer.lang)._to_store(store)
+            store.add(message.with_user(viewer).with_context(lang=viewer.lang))
             data = store.get_result()["mail.message"][0]
             self.assertEqual(data["cats_mailbox_line"], expected, viewer.login)
             self.assertEqual(data["cats_mailbox_recipients"], [{"label": to, "value": ANNA}], viewer.login)
@@ -211,7 +216,7 @@ class TestRemoval(MailboxCase):
         )
         self.assertEqual(
             sorted((types[row["mailbox_record_type"]], row["mailbox_record"]) for row in rows),
-            [("Application", "Welder — Carla Candidate"), ("Candidate", "Carla Candidate")],
+            sorted([("Application", "Welder — Carla Candidate"), (self.person_type(), "Carla Candidate")]),
         )
         messages = self.env["mail.message"].with_user(self.anna)
         self.assertEqual(
@@ -245,7 +250,7 @@ class TestRemoval(MailboxCase):
             ("Carla Candidate <carla.candidate@example.com>", f'"Anna, Recruiter" <{ANNA}>, Bo <bo@x.test>'),
         )
         store = Store()
-        message._to_store(store)
+        store.add(message)
         data = store.get_result()["mail.message"][0]
         self.assertEqual(data["email_from"], "Carla Candidate <carla.candidate@example.com>")
         self.assertEqual(data["cats_mailbox_recipients"][0]["value"], message.mailbox_to_shown)
@@ -256,7 +261,11 @@ class TestRemoval(MailboxCase):
         self.assertEqual(action["tag"], "display_notification")
         self.assertEqual(
             (action["params"]["message"], action["params"]["type"]),
-            ("1 mail removed from Candidate: Carla Candidate; it will not be logged there again.", "success"),
+            (
+                f"1 mail removed from {self.person_type()}: Carla Candidate; "
+                "it will not be logged there again.",
+                "success",
+            ),
         )
         # Then the list is read again (no group left showing "(0)").
         self.assertEqual(action["params"]["next"], {"type": "ir.actions.act_window_close"})
@@ -303,9 +312,7 @@ class TestRemovalTour(HttpCase):
 
     def test_recruiter_sees_her_logged_mail_and_removes_one(self):
         tess = self.tess
-        candidate = self.env["hr.candidate"].create(
-            {"partner_name": "Carla", "email_from": "carla@example.com"}
-        )
+        candidate = series.new_person(self.env, {"partner_name": "Carla", "email_from": "carla@example.com"})
         logger = self.env["cats_mail_sync.logger"]
         for subject, message_id in (
             ("Private matter", "<private@x>"),
@@ -324,11 +331,11 @@ class TestRemovalTour(HttpCase):
         self.assertEqual((removal.removed_by_id, removal.res_id), (tess, candidate.id))
 
     def test_the_list_tells_candidate_from_application_and_says_what_was_removed(self):
-        candidate = self.env["hr.candidate"].create(
-            {"partner_name": "Carla Jansen", "email_from": "carla@example.com"}
+        candidate = series.new_person(
+            self.env, {"partner_name": "Carla Jansen", "email_from": "carla@example.com"}
         )
-        application = self.env["hr.applicant"].create(
-            {"candidate_id": candidate.id, "job_id": self.env["hr.job"].create({"name": "Welder"}).id}
+        application = series.new_application(
+            candidate, {"job_id": self.env["hr.job"].create({"name": "Welder"}).id}
         )
         mail = raw_mail('"Carla Jansen" <carla@example.com>', "tess@recruit.example.test")
         self.env["cats_mail_sync.logger"]._log(

@@ -30,7 +30,9 @@ class TestScreens(TransactionCase):
         self.assertEqual(run.display_name, "Synchronisatie van 05-12-2026 09:30:00")
         self.assertEqual(run.folders_label, "Postvak IN, Verzonden items")
         english = self.sync_run.with_context(lang="en_US", tz="UTC")
-        self.assertEqual(english.display_name, "Synchronization of 12/05/2026 08:30:00")
+        lang = self.env["res.lang"]._lang_get("en_US")  # 12/05/2026 08:30:00 on Odoo 18, with AM on 19
+        at = datetime.datetime(2026, 12, 5, 8, 30).strftime(f"{lang.date_format} {lang.time_format}")
+        self.assertEqual(english.display_name, f"Synchronization of {at}")
         self.assertEqual(english.folders_label, "Inbox, Verzonden items")
 
     def test_an_unconfigured_profile_claims_nothing_stored(self):

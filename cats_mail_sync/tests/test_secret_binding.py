@@ -17,6 +17,7 @@ from odoo.tests import tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from .. import series
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, make_mail
 from .harness.recorder import Recorder
 from .harness.smtp_server import SMTPTestServer
@@ -254,7 +255,7 @@ class TestPasswordGoesOnlyWhereSaved(MailboxCase):
             patch.object(modules.module, "current_test", False),
             self.assertRaisesRegex(MailDeliveryException, REFUSED),
         ):
-            self.env["ir.mail_server"].connect(mail_server_id=server.id, smtp_from=ANNA)
+            getattr(self.env["ir.mail_server"], series.SMTP_CONNECT)(mail_server_id=server.id, smtp_from=ANNA)
         self.send_as_anna("After an SQL change")
         self.assert_nothing_sent(smtp)
 

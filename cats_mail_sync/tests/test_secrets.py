@@ -21,6 +21,8 @@ from odoo.cli.command import commands
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+import odoo.addons
+
 from ..cli.cats_mail_sync_rotate_key import CatsMailSyncRotateKey, rotate_secrets
 from ..mailbox_client import connection, errors
 from ..models import cats_mail_sync_secret as secret
@@ -31,7 +33,7 @@ MIGRATIONS = MODULE / "migrations"
 TEXT_TYPES = ("character", "character varying", "text", "json", "jsonb", "bytea")
 
 
-def load_migration(version="18.0.1.1.0"):
+def load_migration(version="1.1.0"):
     """A migration script, loaded as Odoo loads it (its name is no module name)."""
     name = "cats_mail_sync_migration_" + version.replace(".", "_")
     spec = importlib.util.spec_from_file_location(name, MIGRATIONS / version / "post-migrate.py")
@@ -284,7 +286,7 @@ class TestSecrets(MailboxCase):
         # (an upgrade from 18.0.1.0.0 runs both).
         with self.assertRaisesRegex(UserError, "saved for another server or login"):
             self.anna.action_mailbox_activate()
-        load_migration("18.0.1.3.0").migrate(self.env.cr, "18.0.1.0.0")
+        load_migration("1.3.0").migrate(self.env.cr, "18.0.1.0.0")
         self.anna.action_mailbox_activate()
         self.assertEqual(self.anna.mailbox_state, "active")
 
@@ -332,7 +334,7 @@ class TestSecrets(MailboxCase):
         self.assertTrue((MODULE / "cli").is_dir(), "Odoo imports the addons that have a cli folder")
         # As an administrator would see it: "odoo help" lists it.
         listing = subprocess.run(
-            [sys.executable, "-m", "odoo", f"--addons-path={tools.config['addons_path']}", "help"],
+            [sys.executable, "-m", "odoo", f"--addons-path={','.join(odoo.addons.__path__)}", "help"],
             capture_output=True,
             text=True,
             timeout=300,

@@ -7,6 +7,7 @@ from odoo.tests import new_test_user, tagged
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from .. import series
 from ..models.res_users import MAILBOX_READABLE_FIELDS
 from .common import ANNA, BERT, PASSWORDS, MailboxCase
 from .harness.dovecot import free_port
@@ -58,8 +59,13 @@ class TestSecurity(MailboxCase):
 
     def test_email_tab_on_both_profile_forms_of_a_recruiter(self):
         users = self.env["res.users"].with_user(self.anna)
-        for xmlid in ("base.view_users_form_simple_modif", "hr.res_users_view_form_profile"):
-            arch = users.get_views([(self.env.ref(xmlid).id, "form")])["views"]["form"]["arch"]
+        # Preferences, and hr's My Profile (My Preferences on Odoo 19): the view its action opens.
+        for view in (
+            self.env.ref("base.view_users_form_simple_modif"),
+            self.env.ref("hr.res_users_action_my").view_id,
+        ):
+            xmlid = view.xml_id
+            arch = users.get_views([(view.id, "form")])["views"]["form"]["arch"]
             for name in (
                 "mailbox_state",
                 "mailbox_error",
@@ -121,7 +127,7 @@ class TestTheAddressIsYourOwn(MailboxCase):
             found = servers._find_mail_server(sender)[0]
             self.assertNotEqual(found, server, f"{sender} must not leave through Anna's server")
         with patch.object(modules.module, "current_test", False), self.assertRaises(MailDeliveryException):
-            servers.connect(mail_server_id=server.id, smtp_from=BERT)
+            getattr(servers, series.SMTP_CONNECT)(mail_server_id=server.id, smtp_from=BERT)
 
 
 @tagged("post_install", "-at_install")
@@ -248,7 +254,7 @@ class TestNoProbingOfTheNetwork(MailboxCase):
         note = candidate.message_post(body="A note")
         with self.assertRaises(AccessError):
             self.env["mail.message"].with_user(self.anna).create(
-                {"model": "hr.candidate", "res_id": self.candidate.id, "body": "Forged", **forged}
+                {"model": series.PERSON, "res_id": self.candidate.id, "body": "Forged", **forged}
             )
         with self.assertRaises(AccessError):
             note.with_user(self.anna).write({"mailbox_user_id": self.bert.id})

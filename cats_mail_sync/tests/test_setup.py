@@ -10,6 +10,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools.safe_eval import safe_eval
 
+from .. import series
 from .common import ANNA, BERT, PASSWORDS, MailboxCase, allow_local_servers, make_mail
 from .harness.dns_server import DnsServer
 from .harness.dovecot import Dovecot
@@ -715,8 +716,8 @@ class TestSetupTour(HttpCase):
             email="tess@old.example.test",
             groups="base.group_user,hr_recruitment.group_hr_recruitment_user",
         )
-        cls.candidate = cls.env["hr.candidate"].create(
-            {"partner_name": "Carla", "email_from": "carla@example.com"}
+        cls.candidate = series.new_person(
+            cls.env, {"partner_name": "Carla", "email_from": "carla@example.com"}
         )
 
     def discovery_here(self):

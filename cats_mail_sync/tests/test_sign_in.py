@@ -16,7 +16,7 @@ from ..mailbox_client import connection, errors, oauth
 from ..models import cats_mail_sync_sign_in as sign_in_module
 from ..models.cats_mail_sync_sign_in import StateRefused
 from . import test_secrets
-from .common import ANNA, BERT, MailboxCase, allow_local_servers, make_mail
+from .common import ANNA, BERT, MailboxCase, allow_local_servers, make_mail, registry_in_test_mode
 from .harness.dovecot import Dovecot
 from .harness.oauth_server import OAuthServer
 from .harness.recorder import Recorder
@@ -62,8 +62,7 @@ class TestSignIn(MailboxCase):
         cls.candidate.email_from = CANDIDATE
         # A refresh is kept in a transaction of its own (registry.cursor()): in test mode,
         # as under HttpCase, that is a savepoint of the test's transaction.
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
+        registry_in_test_mode(cls)
 
     @classmethod
     def imap_options(cls):

@@ -6,6 +6,7 @@ whose answers to the header FETCH each test chooses)."""
 
 from odoo.tests import TransactionCase, new_test_user, tagged
 
+from .. import series
 from ..models.cats_mail_sync_sync import UNREAD_TRIES
 from .common import ANNA, allow_local_servers, make_mail
 from .harness.proxy import FakeImapServer
@@ -38,7 +39,7 @@ class TestUnreadMail(TransactionCase):
                 "mailbox_imap_security": "ssl",
             }
         )
-        cls.candidate = cls.env["hr.candidate"].create({"partner_name": "Carla", "email_from": CANDIDATE})
+        cls.candidate = series.new_person(cls.env, {"partner_name": "Carla", "email_from": CANDIDATE})
 
     @classmethod
     def section(cls, folder, uid, label, content):
@@ -70,7 +71,7 @@ class TestUnreadMail(TransactionCase):
     def logged(self):
         messages = self.env["mail.message"].search(
             [
-                ("model", "=", "hr.candidate"),
+                ("model", "=", series.PERSON),
                 ("res_id", "=", self.candidate.id),
                 ("mailbox_user_id", "!=", False),
             ]

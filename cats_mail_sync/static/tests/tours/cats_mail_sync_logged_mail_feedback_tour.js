@@ -7,11 +7,12 @@ registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_feedback_tou
     url: "/odoo",
     steps: () => [
         { trigger: ".o_user_menu button", run: "click" },
-        { trigger: "[data-menu=settings]", run: "click" },
+        { trigger: "[data-menu=settings], [data-menu=preferences]", run: "click" },
         { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: "button[name=action_mailbox_logged]", run: "click" },
         { trigger: ".o_cats_mail_sync_rows:contains(One row per record a mail is logged on)" },
-        { trigger: ".o_data_row:has(td[name=mailbox_record_type]:contains(Candidate)):has(td[name=mailbox_record]:contains(/^Carla Jansen$/))" },
+        // The candidate's own record: a Candidate on Odoo 18, a Talent (in a talent pool) on 19.
+        { trigger: ".o_data_row:has(td[name=mailbox_record_type]:contains(/^(Candidate|Talent)$/)):has(td[name=mailbox_record]:contains(/^Carla Jansen$/))" },
         { trigger: ".o_data_row:has(td[name=mailbox_record_type]:contains(Application)):has(td[name=mailbox_record]:contains(Welder — Carla Jansen))" },
         // The sender as the other columns show addresses: no quotes.
         { trigger: ".o_data_row td[name=mailbox_sender]:contains(/^Carla Jansen <carla@example.com>$/)" },

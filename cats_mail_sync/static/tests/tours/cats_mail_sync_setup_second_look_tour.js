@@ -8,7 +8,7 @@ const setup = ".o_cats_mail_sync_setup";
 function configure(state) {
     return [
         { trigger: ".o_user_menu button", run: "click" },
-        { trigger: "[data-menu=settings]", run: "click" },
+        { trigger: "[data-menu=settings], [data-menu=preferences]", run: "click" },
         { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: `.o_field_widget[name=mailbox_state]:contains(${state})` },
         { trigger: "button[name=action_mailbox_configure]", run: "click" },

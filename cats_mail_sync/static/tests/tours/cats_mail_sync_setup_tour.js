@@ -9,7 +9,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_setup_tour", {
     url: "/odoo",
     steps: () => [
         { trigger: ".o_user_menu button", run: "click" },
-        { trigger: "[data-menu=settings]", run: "click" },
+        { trigger: "[data-menu=settings], [data-menu=preferences]", run: "click" },
         { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Not configured)" },
         { trigger: "button[name=action_mailbox_configure].btn-primary", run: "click" },
@@ -47,7 +47,7 @@ registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_tour", {
     url: "/odoo",
     steps: () => [
         { trigger: ".o_user_menu button", run: "click" },
-        { trigger: "[data-menu=settings]", run: "click" },
+        { trigger: "[data-menu=settings], [data-menu=preferences]", run: "click" },
         { trigger: ".o_notebook a.nav-link:contains(Email)", run: "click", timeout: 30000 },
         { trigger: ".o_field_widget[name=mailbox_state]:contains(Active)" },
         { trigger: "button[name=action_mailbox_logged]", run: "click" },

@@ -134,7 +134,7 @@ def main(config, database, state_dir):
             "Sent",
             mail(TOM, SOFIA, "Re: Questions about the welder job", "Yes, 40 hours a week.\nTom", days_ago=2),
         )
-        sofia = env.ref("cats_mail_sync.demo_candidate_sofia")
+        sofia = env.ref("cats_mail_sync.demo_person_sofia")
         settings = (
             f"IMAP server {dovecot.host}, port {dovecot.ssl_port}, SSL/TLS (the demo's own certificate)\n"
             f"admin: {RECRUITER} / {PASSWORD} (active)\n"
@@ -143,7 +143,7 @@ def main(config, database, state_dir):
         (state / "mailboxes.txt").write_text(settings)
         print(f"Mailbox {RECRUITER} active; {admin.mailbox_logged_count} mails logged.")
         print(f"Demo mailboxes ({state / 'mailboxes.txt'}):\n{settings}", end="")
-        print(f"Sofia Jansen's candidate page: /odoo/action-hr_recruitment.action_hr_candidate/{sofia.id}")
+        print(f"Sofia Jansen's page: /odoo/{sofia._name}/{sofia.id}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-# Shared by scripts/* and bench/run: system packages, Python packages, and Odoo 18.
+# Shared by scripts/* and bench/run: system packages, Python packages, and Odoo (18 or 19).
 # Odoo itself is not installed here: bring your own (see README) and point ODOO_PYTHON,
 # PYTHONPATH or ODOO_ADDONS_PATH at it.
 
@@ -30,13 +30,18 @@ install_python_packages() {
     "$PYTHON" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-test.txt"
 }
 
-# Fails loudly when Odoo 18 cannot be imported: tests never turn into skips.
+# Fails loudly when Odoo 18 or 19 cannot be imported: tests never turn into skips. Sets
+# ODOO_SERIES (18 or 19).
 find_odoo() {
-    local version
-    version=$("$PYTHON" -c 'import odoo.release as r; print(r.version_info[0])' 2>/dev/null) ||
-        die "Odoo cannot be imported by $PYTHON. Install Odoo 18 into it (e.g. 'pip install -e /path/to/odoo')
+    ODOO_SERIES=$("$PYTHON" -c 'import odoo.release as r; print(r.version_info[0])' 2>/dev/null) ||
+        die "Odoo cannot be imported by $PYTHON. Install Odoo 18 or 19 into it (e.g. 'pip install -e /path/to/odoo')
        or set PYTHONPATH=/path/to/odoo, or ODOO_PYTHON=/path/to/odoo/venv/bin/python. See README."
-    [ "$version" = 18 ] || die "Odoo $version found, cats_mail_sync needs Odoo 18"
+    # Demo data: Odoo 18 loads it unless told not to, 19 only when asked for.
+    case $ODOO_SERIES in
+        18) WITH_DEMO=() WITHOUT_DEMO=(--without-demo=all) ;;
+        19) WITH_DEMO=(--with-demo) WITHOUT_DEMO=() ;;
+        *) die "Odoo $ODOO_SERIES found by $PYTHON, cats_mail_sync needs Odoo 18 or 19" ;;
+    esac
     local core_addons
     core_addons=$("$PYTHON" -c 'import odoo.addons, os; print(os.pathsep.join(p for p in odoo.addons.__path__ if os.path.isdir(os.path.join(p, "mail"))))')
     [ -n "$core_addons" ] || [ -n "${ODOO_ADDONS_PATH:-}" ] || die "Odoo's addons (mail, hr_recruitment) not found: set ODOO_ADDONS_PATH"
@@ -45,7 +50,7 @@ find_odoo() {
     CORE_ADDONS_PATH=${CORE_ADDONS_PATH//:/,}
     ADDONS_PATH="$CORE_ADDONS_PATH,$ROOT"
     # The directory holding the odoo package (a checkout, or site-packages).
-    ODOO_SRC=$("$PYTHON" -c 'import odoo, os; print(os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__))))')
+    ODOO_SRC=$("$PYTHON" -c 'import odoo, os; print(os.path.dirname(os.path.abspath(list(odoo.__path__)[0])))')
 }
 
 # An Odoo configuration file for database $2 (PostgreSQL from PGHOST/PGPORT/PGUSER/PGPASSWORD),

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import odoo
-from odoo import SUPERUSER_ID, Command, api
+from odoo import SUPERUSER_ID, api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync" / "tests"))
 from harness.dovecot import Dovecot
@@ -48,10 +48,12 @@ def mail(sender, to, message_id):
 
 def set_up(env, dovecot):
     """The candidate, the recruiters with an active mailbox; the Message-IDs to be logged."""
+    from odoo.addons.cats_mail_sync import series
+
     params = env["ir.config_parameter"]
     params.set_param("cats_mail_sync.ca_file", dovecot.ca_file)
     params.set_param("cats_mail_sync.allow_private_hosts", "True")
-    candidate = env["hr.candidate"].create({"partner_name": "Carla Queue", "email_from": CANDIDATE})
+    candidate = series.new_person(env, {"partner_name": "Carla Queue", "email_from": CANDIDATE})
     expected = set()
     for number, address in enumerate(dovecot.users):
         user = (
@@ -62,14 +64,9 @@ def set_up(env, dovecot):
                     "name": f"Recruiter {number}",
                     "login": address,
                     "email": address,
-                    "groups_id": [
-                        Command.set(
-                            [
-                                env.ref("base.group_user").id,
-                                env.ref("hr_recruitment.group_hr_recruitment_user").id,
-                            ]
-                        )
-                    ],
+                    **series.user_groups(
+                        env.ref("base.group_user") | env.ref("hr_recruitment.group_hr_recruitment_user")
+                    ),
                 }
             )
         )
@@ -114,11 +111,13 @@ def server_config(config, workdir, http_port):
 
 def state(registry, candidate_id, user_ids):
     """What the cycles did so far: the jobs' states, the Message-IDs on the candidate, the runs."""
+    from odoo.addons.cats_mail_sync import series
+
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         jobs = env["queue.job"].search([("model_name", "=", "cats_mail_sync.sync")])
         messages = env["mail.message"].search(
-            [("model", "=", "hr.candidate"), ("res_id", "=", candidate_id), ("mailbox_user_id", "!=", False)]
+            [("model", "=", series.PERSON), ("res_id", "=", candidate_id), ("mailbox_user_id", "!=", False)]
         )
         runs = env["cats_mail_sync.run"].search([("user_id", "in", user_ids)])
         return (
@@ -168,11 +167,11 @@ def main(config, database, workdir):
         jobs, logged, runs = wait_for(registry, candidate_id, user_ids, MAILBOXES, deadline)
         # The stranger who wrote to every recruiter becomes a candidate: making it asks for a run
         # at once, whose jobs look back in each mailbox for the stranger's mail.
+        from odoo.addons.cats_mail_sync import series
+
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            stranger_id = (
-                env["hr.candidate"].create({"partner_name": "Sam Stranger", "email_from": STRANGER}).id
-            )
+            stranger_id = series.new_person(env, {"partner_name": "Sam Stranger", "email_from": STRANGER}).id
         later = wait_for(registry, stranger_id, user_ids, 2 * MAILBOXES, time.monotonic() + PATIENCE)
         later_jobs, looked_back, _runs = later
     finally:

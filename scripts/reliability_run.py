@@ -155,17 +155,19 @@ class Suite:
         params.set_param("cats_mail_sync.ca_file", dovecot.ca_file)
         params.set_param("cats_mail_sync.allow_private_hosts", "True")
         params.set_param("cats_mail_sync.read_timeout", str(READ_TIMEOUT))
-        self.candidate = env["hr.candidate"].create(
-            {"partner_name": "Carla Candidate", "email_from": CANDIDATE}
-        )
+        from odoo.addons.cats_mail_sync import series
+
+        self.candidate = series.new_person(env, {"partner_name": "Carla Candidate", "email_from": CANDIDATE})
         job = env["hr.job"].create({"name": "Welder"})
-        self.application = env["hr.applicant"].create({"candidate_id": self.candidate.id, "job_id": job.id})
+        self.application = series.new_application(self.candidate, {"job_id": job.id})
         self.contact = env["res.partner"].create({"name": "Chris Client", "email": CONTACT})
-        groups = [env.ref("base.group_user").id, env.ref("hr_recruitment.group_hr_recruitment_user").id]
+        groups = series.user_groups(
+            env.ref("base.group_user") | env.ref("hr_recruitment.group_hr_recruitment_user")
+        )
         self.users = {}
         for login, address in (("anna", ANNA), ("bert", BERT)):
             self.users[address] = env["res.users"].create(
-                {"name": login.title(), "login": login, "email": address, "groups_id": [(6, 0, groups)]}
+                {"name": login.title(), "login": login, "email": address, **groups}
             )
         self.commit()
         for address, user in self.users.items():
@@ -186,7 +188,7 @@ class Suite:
 
     @property
     def from_candidate(self):
-        return [("hr.candidate", self.candidate.id), ("hr.applicant", self.application.id)]
+        return [(self.candidate._name, self.candidate.id), ("hr.applicant", self.application.id)]
 
     @property
     def to_contact(self):

@@ -21,7 +21,7 @@ import requests
 import websocket
 
 import odoo
-from odoo import SUPERUSER_ID, Command, api
+from odoo import SUPERUSER_ID, api
 
 # The demo's mailbox, the test servers (harness) and the errors a recruiter reads (framework-free).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -157,6 +157,8 @@ class Browser:
 def set_up(registry, workdir, rita_dovecot):
     """Dutch, the recruiter Rita (no admin rights), and a run stopped by a fault in Odoo; the id of
     the candidate whose mail the demo mailbox logged."""
+    from odoo.addons.cats_mail_sync import series
+
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         env["res.lang"]._activate_lang("nl_NL")
@@ -168,14 +170,9 @@ def set_up(registry, workdir, rita_dovecot):
                 "login": "rita",
                 "password": "rita",
                 "email": RITA,
-                "groups_id": [
-                    Command.set(
-                        [
-                            env.ref("base.group_user").id,
-                            env.ref("hr_recruitment.group_hr_recruitment_user").id,
-                        ]
-                    )
-                ],
+                **series.user_groups(
+                    env.ref("base.group_user") | env.ref("hr_recruitment.group_hr_recruitment_user")
+                ),
             }
         )
         # Rita's mailbox is on a Dovecot of its own, under the test servers' CA.
@@ -193,7 +190,7 @@ def set_up(registry, workdir, rita_dovecot):
                 "error": admin._mailbox_explain(errors.UnexpectedError(kind="KeyError")),
             }
         )
-        return env.ref("cats_mail_sync.demo_candidate_sofia").id
+        return env.ref("cats_mail_sync.demo_person_sofia").id
 
 
 def set_lang(registry, login, lang):
@@ -226,7 +223,9 @@ def profile(browser, base):
 
 def candidate_chatter(browser, base, candidate_id, path):
     """The candidate's chatter, its logged mails (mailbox line and recipients) at the top."""
-    browser.go(f"{base}/odoo/action-hr_recruitment.action_hr_candidate/{candidate_id}", ".o-mail-Message")
+    from odoo.addons.cats_mail_sync import series
+
+    browser.go(f"{base}/odoo/{series.PERSON}/{candidate_id}", ".o-mail-Message")
     browser.evaluate("document.querySelector('.o-cats-mailbox-line')?.scrollIntoView({block: 'start'})")
     browser.shot(path)
 

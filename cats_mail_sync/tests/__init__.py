@@ -20,3 +20,4 @@ from . import test_removal
 from . import test_screens
 from . import test_unread_mail
 from . import test_other_servers
+from . import test_database

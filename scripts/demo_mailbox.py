@@ -16,6 +16,9 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import odoo
+import odoo.api
+import odoo.modules.registry
+import odoo.tools
 
 # The test servers (harness) ship with the addon's tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync" / "tests"))

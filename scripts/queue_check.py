@@ -20,6 +20,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import odoo
+import odoo.api
+import odoo.modules.registry
+import odoo.tools
 from odoo import SUPERUSER_ID, api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync" / "tests"))

@@ -30,6 +30,9 @@ from pathlib import Path
 from unittest.mock import patch
 
 import odoo
+import odoo.api
+import odoo.modules.registry
+import odoo.tools
 
 # The test servers (harness) ship with the addon's tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync" / "tests"))
@@ -56,7 +59,7 @@ AFTER = "the normal mail after them"
 # Scenario 10: a worker that dies (SIGKILL) at its first cursor write, after the batch's mails were posted.
 DYING_WORKER = r"""
 import json, os, signal, sys
-import odoo
+import odoo, odoo.api, odoo.modules.registry, odoo.tools
 
 config, database, logfile, user_id, ids = sys.argv[1:6]
 odoo.tools.config.parse_config(["-c", config, "-d", database, "--logfile", logfile, "--log-level", "warn"])

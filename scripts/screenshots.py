@@ -21,6 +21,9 @@ import requests
 import websocket
 
 import odoo
+import odoo.api
+import odoo.modules.registry
+import odoo.tools
 from odoo import SUPERUSER_ID, api
 
 # The demo's mailbox, the test servers (harness) and the errors a recruiter reads (framework-free).

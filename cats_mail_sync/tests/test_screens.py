@@ -33,6 +33,33 @@ class TestScreens(TransactionCase):
         self.assertEqual(english.display_name, "Synchronization of 12/05/2026 08:30:00")
         self.assertEqual(english.folders_label, "Inbox, Verzonden items")
 
+    def test_a_run_s_form_lines_up_in_two_columns_of_titled_sections(self):
+        form = etree.fromstring(
+            self.env["cats_mail_sync.run"].with_context(lang="nl_NL").get_view(view_type="form")["arch"]
+        )
+        # One group per column: each lines its labels up in one column of its own (groups stacked
+        # in a column, or a grid of four, line up neither labels nor rows).
+        columns = form.xpath("//sheet/group/group")
+        self.assertEqual(len(columns), 2)
+        self.assertFalse(form.xpath("//sheet/group/group//group"))
+        self.assertEqual(len(form.xpath("//sheet/group")), 1)
+        # Every count is in a titled section: Synchronization (In all), New mail, Looking back.
+        sections = []
+        for column in columns:
+            sections.append(column.get("string"))
+            for node in column:
+                if node.tag == "separator":
+                    sections.append(node.get("string"))
+                elif node.tag == "field" and node.get("name") not in (
+                    "user_id",
+                    "started_at",
+                    "duration",
+                    "folders_label",
+                    "unexpected",
+                ):
+                    self.assertTrue(node.get("string"), node.get("name"))
+        self.assertEqual(sections, ["Synchronisatie", "In totaal", "Nieuwe mail", "Terugzoeken"])
+
     def test_an_unconfigured_profile_claims_nothing_stored(self):
         view = self.env.ref("base.view_users_form_simple_modif")
         arch = self.env["res.users"].with_user(self.recruiter).get_view(view.id)["arch"]

@@ -183,14 +183,23 @@ def set_up(registry, workdir, rita_dovecot):
         demo_ca = env["ir.config_parameter"].get_param("cats_mail_sync.ca_file")
         bundle.write_text(Path(demo_ca).read_text() + Path(rita_dovecot.ca_file).read_text())
         env["ir.config_parameter"].set_param("cats_mail_sync.ca_file", str(bundle))
-        # A run of the admin's mailbox stopped by a fault in Odoo, as the sync records it.
+        # A run of the admin's mailbox stopped by a fault in Odoo, as the sync records it (its
+        # sentence kept, read in the reader's language).
+        from odoo.addons.cats_mail_sync.models.cats_mail_sync_run import note  # once Odoo is set up
+
         admin = env.ref("base.user_admin")
+        unexpected = errors.UnexpectedError(kind="KeyError")
         env["cats_mail_sync.run"].create(
             {
                 "user_id": admin.id,
                 "folders": "INBOX, Sent",
                 "unexpected": True,
-                "error": admin._mailbox_explain(errors.UnexpectedError(kind="KeyError")),
+                "error": str(unexpected),
+                "notes": {
+                    "error": [note(unexpected.message, **unexpected.params)],
+                    "look_back_note": [],
+                    "look_back_done": [],
+                },
             }
         )
         return env.ref("cats_mail_sync.demo_candidate_sofia").id

@@ -337,6 +337,15 @@ def recruiter_mistakes(browser, out, lang):
         "document.querySelector('.o_error_dialog .btn-primary, .o_error_dialog .btn-close').click()"
     )
     browser.wait_gone(".o_error_dialog")
+    # A Microsoft address under Other: Outlook.com at once, no password prompt.
+    browser.type(f"{setup} .o_field_widget[name=email] input", "rita@hotmail.com")
+    browser.wait(f"{setup} .o_field_widget[name=provider] input[data-value=outlook]:checked")
+    browser.wait(f"{setup} .o_field_widget[name=provider_note]")
+    browser.shot(out / f"assistant-other-hotmail-recruiter-{lang}.png")
+    browser.type(f"{setup} .o_field_widget[name=email] input", RITA)
+    browser.click(
+        f"{setup} .o_field_widget[name=provider] input[data-value=other]", "button[name=action_detect]"
+    )
 
 
 def recruiter_second_look(browser, base, out, lang):

@@ -30,10 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync"
 import demo_mailbox
 
 from harness.dovecot import Dovecot
-from mailbox_client import errors
+from mailbox_client import errors, oauth
 
 RITA = "rita@recruit.example.test"
 RITA_PASSWORD = "rita-mailbox-password"
+# A recruiter whose mailbox signs in with Microsoft (set up, not active: nothing is sent to Microsoft).
+OLGA = "olga@contoso.example.test"
 LANGUAGES = ("en_US", "nl_NL")
 WIDTH, HEIGHT = 1440, 1000
 
@@ -200,6 +202,40 @@ def set_up(registry, workdir, rita_dovecot):
                     "look_back_note": [],
                     "look_back_done": [],
                 },
+            }
+        )
+        # Olga's mailbox signs in with Microsoft: saved, its sign-in kept (never used here).
+        olga = (
+            env["res.users"]
+            .with_context(no_reset_password=True)
+            .create(
+                {
+                    "name": "Olga Recruiter",
+                    "login": "olga",
+                    "password": "olga",
+                    "email": OLGA,
+                    "groups_id": [
+                        Command.set(
+                            [
+                                env.ref("base.group_user").id,
+                                env.ref("hr_recruitment.group_hr_recruitment_user").id,
+                            ]
+                        )
+                    ],
+                }
+            )
+        )
+        env["cats_mail_sync.token"]._keep(olga, "microsoft", oauth.Tokens("not-used", 3600, "not-used", OLGA))
+        olga.write(
+            {
+                "mailbox_email": OLGA,
+                "mailbox_login": OLGA,
+                "mailbox_imap_host": "outlook.office365.com",
+                "mailbox_imap_port": 993,
+                "mailbox_smtp_host": "smtp.office365.com",
+                "mailbox_smtp_port": 587,
+                "mailbox_smtp_security": "starttls",
+                "mailbox_oauth_provider": "microsoft",
             }
         )
         return env.ref("cats_mail_sync.demo_candidate_sofia").id
@@ -372,6 +408,17 @@ def recruiter_second_look(browser, base, out, lang):
     profile(browser, base)
 
 
+def recruiter_signing_in(browser, base, out, lang):
+    """Configure on a mailbox that signs in with Microsoft: its saved settings, no password."""
+    profile(browser, base)
+    setup = ".o_cats_mail_sync_setup"
+    browser.click(
+        "button[name=action_mailbox_configure].btn-secondary",
+        f"{setup} .o_field_widget[name=detection_log] p",
+    )
+    browser.shot(out / f"assistant-reopened-sign-in-recruiter-{lang}.png")
+
+
 def recruiter_deactivates(browser, base, out, lang):
     """Deactivate asks first, then says what it did, the profile still open."""
     profile(browser, base)
@@ -443,6 +490,9 @@ def main(config, database, workdir, outdir):
             admin_screens(browser, base, out, lang, candidate_id)
             log_in(browser, base, "rita", "rita")
             recruiter_screens(browser, base, out, lang, rita_dovecot, candidate_id)
+            set_lang(registry, "olga", lang)
+            log_in(browser, base, "olga", "olga")
+            recruiter_signing_in(browser, base, out, lang)
             reset_rita(registry)
     finally:
         if browser:

@@ -105,6 +105,8 @@ class CatsMailSyncSetup(models.TransientModel):
     sign_in_with = fields.Selection(SIGN_IN_LABELS, "Can sign in with", compute="_compute_sign_in_with")
     signed_in = fields.Selection(SIGN_IN_LABELS, "Signed in with", readonly=True)
     signing_in = fields.Selection(SIGN_IN_LABELS, "Signing in with", readonly=True)
+    # Opened on a mailbox that signs in, in a dialog (not the page the provider sends back to).
+    saved_sign_in = fields.Boolean("Opened on the saved sign-in", readonly=True)
     oauth_nonce_digest = fields.Char("Sign-in check", readonly=True)
     tested = fields.Boolean("Connection tested", readonly=True)
     test_failed = fields.Boolean("Connection test failed", readonly=True)
@@ -388,6 +390,7 @@ class CatsMailSyncSetup(models.TransientModel):
         self.write(
             {
                 "signed_in": code,
+                "saved_sign_in": False,
                 "email": tokens.address,
                 "login": tokens.address,
                 "imap_host": provider.imap.host,
@@ -423,6 +426,7 @@ class CatsMailSyncSetup(models.TransientModel):
             {
                 "step": "provider",
                 "signed_in": False,
+                "saved_sign_in": False,
                 "detection_log": False,
                 "needs_confirmation": False,
                 "confirmed": False,
@@ -562,14 +566,12 @@ class CatsMailSyncSetup(models.TransientModel):
     @api.model
     def _saved_settings(self, user):
         """What the assistant opens on for ``user``'s mailbox set up before: its saved settings, on
-        the form (one that signs in: its provider, on the first step, to sign in again); nothing
-        for a new one."""
+        the form; one that signs in, as after signing in (its provider's servers; Back signs in
+        again), or on the first step when the sign-in is no longer kept; nothing for a new one."""
         if not user.mailbox_imap_host:
             return {}
         provider = self._saved_provider(user)
-        if user.mailbox_oauth_provider:
-            return {"provider": provider}
-        return {
+        saved = {
             "step": "settings",
             "provider": provider,
             "email": user.mailbox_email or user.email,
@@ -581,6 +583,12 @@ class CatsMailSyncSetup(models.TransientModel):
                 for name, default in (("host", False), ("port", DEFAULT_PORTS[kind]), ("security", "ssl"))
             },
         }
+        if not user.mailbox_oauth_provider:
+            return saved
+        token = self.env["cats_mail_sync.token"]._find(user, user.mailbox_oauth_provider)
+        if not token:
+            return {"provider": provider}
+        return dict(saved, step="detected", signed_in=token.provider, saved_sign_in=True)
 
     @api.model
     def _saved_provider(self, user):
@@ -706,7 +714,7 @@ class CatsMailSyncSetup(models.TransientModel):
         return True, self.env._("SMTP: signed in over an encrypted connection (no mail was sent).")
 
     def _reopen(self):
-        if self.signed_in:
+        if self.signed_in and not self.saved_sign_in:
             # Back from signing in, the assistant is a page (the browser had left Odoo):
             # it shows the change in place.
             return True

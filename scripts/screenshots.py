@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import requests
@@ -226,6 +227,36 @@ def set_up(registry, workdir, rita_dovecot):
             )
         )
         env["cats_mail_sync.token"]._keep(olga, "microsoft", oauth.Tokens("not-used", 3600, "not-used", OLGA))
+        # A run of hers as the scheduled run records it, in English: she reads it in her language.
+        expired = errors.SignInExpired(provider="Microsoft")
+        history = note(
+            "%(folder)s: earlier mail back to %(since)s is logged.", folder="INBOX", since=date(2026, 11, 7)
+        )
+        deleted = note("deleted before it could be read")
+        env["cats_mail_sync.run"].create(
+            {
+                "user_id": olga.id,
+                "folders": "INBOX, Sent Items",
+                "looked_at": 1,
+                "skipped": 1,
+                "error": str(expired),
+                "look_back_done": "INBOX: earlier mail back to 2026-11-07 is logged.",
+                "notes": {
+                    "error": [note(expired.message, **expired.params)],
+                    "look_back_note": [],
+                    "look_back_done": [history],
+                },
+                "skipped_ids": [
+                    Command.create(
+                        {
+                            "folder": "INBOX",
+                            "reason": "deleted before it could be read",
+                            "reason_note": deleted,
+                        }
+                    )
+                ],
+            }
+        )
         olga.write(
             {
                 "mailbox_email": OLGA,
@@ -409,14 +440,22 @@ def recruiter_second_look(browser, base, out, lang):
 
 
 def recruiter_signing_in(browser, base, out, lang):
-    """Configure on a mailbox that signs in with Microsoft: its saved settings, no password."""
+    """Configure on a mailbox that signs in with Microsoft: its saved settings, no password; then a
+    run of hers (its problem, its history, a mail skipped), in her language."""
     profile(browser, base)
     setup = ".o_cats_mail_sync_setup"
     browser.click(
         "button[name=action_mailbox_configure].btn-secondary",
-        f"{setup} .o_field_widget[name=detection_log] p",
+        f"{setup} div[name=keeps_sign_in]",
     )
     browser.shot(out / f"assistant-reopened-sign-in-recruiter-{lang}.png")
+    browser.evaluate("document.querySelector('.modal .btn-close')?.click()")
+    browser.wait_gone(setup)
+    # A run recorded in English, read in her language.
+    profile(browser, base)
+    browser.click("button[name=action_mailbox_runs]", ".o_list_view .o_data_row")
+    browser.click(".o_list_view .o_data_row td.o_data_cell", ".o_form_view .o_field_widget[name=error_shown]")
+    browser.shot(out / f"sync-log-run-recruiter-{lang}.png")
 
 
 def recruiter_deactivates(browser, base, out, lang):

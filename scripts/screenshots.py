@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import requests
@@ -33,10 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cats_mail_sync"
 import demo_mailbox
 
 from harness.dovecot import Dovecot
-from mailbox_client import errors
+from mailbox_client import errors, oauth
 
 RITA = "rita@recruit.example.test"
 RITA_PASSWORD = "rita-mailbox-password"
+# A recruiter whose mailbox signs in with Microsoft (set up, not active: nothing is sent to Microsoft).
+OLGA = "olga@contoso.example.test"
 LANGUAGES = ("en_US", "nl_NL")
 WIDTH, HEIGHT = 1440, 1000
 
@@ -183,14 +186,87 @@ def set_up(registry, workdir, rita_dovecot):
         demo_ca = env["ir.config_parameter"].get_param("cats_mail_sync.ca_file")
         bundle.write_text(Path(demo_ca).read_text() + Path(rita_dovecot.ca_file).read_text())
         env["ir.config_parameter"].set_param("cats_mail_sync.ca_file", str(bundle))
-        # A run of the admin's mailbox stopped by a fault in Odoo, as the sync records it.
+        # A run of the admin's mailbox stopped by a fault in Odoo, as the sync records it (its
+        # sentence kept, read in the reader's language).
+        from odoo.addons.cats_mail_sync.models.cats_mail_sync_run import note  # once Odoo is set up
+
         admin = env.ref("base.user_admin")
+        unexpected = errors.UnexpectedError(kind="KeyError")
         env["cats_mail_sync.run"].create(
             {
                 "user_id": admin.id,
                 "folders": "INBOX, Sent",
                 "unexpected": True,
-                "error": admin._mailbox_explain(errors.UnexpectedError(kind="KeyError")),
+                "error": str(unexpected),
+                "notes": {
+                    "error": [note(unexpected.message, **unexpected.params)],
+                    "look_back_note": [],
+                    "look_back_done": [],
+                },
+            }
+        )
+        # Olga's mailbox signs in with Microsoft: saved, its sign-in kept (never used here).
+        olga = (
+            env["res.users"]
+            .with_context(no_reset_password=True)
+            .create(
+                {
+                    "name": "Olga Recruiter",
+                    "login": "olga",
+                    "password": "olga",
+                    "email": OLGA,
+                    "groups_id": [
+                        Command.set(
+                            [
+                                env.ref("base.group_user").id,
+                                env.ref("hr_recruitment.group_hr_recruitment_user").id,
+                            ]
+                        )
+                    ],
+                }
+            )
+        )
+        env["cats_mail_sync.token"]._keep(olga, "microsoft", oauth.Tokens("not-used", 3600, "not-used", OLGA))
+        # A run of hers as the scheduled run records it, in English: she reads it in her language.
+        expired = errors.SignInExpired(provider="Microsoft")
+        history = note(
+            "%(folder)s: earlier mail back to %(since)s is logged.", folder="INBOX", since=date(2026, 11, 7)
+        )
+        deleted = note("deleted before it could be read")
+        env["cats_mail_sync.run"].create(
+            {
+                "user_id": olga.id,
+                "folders": "INBOX, Sent Items",
+                "looked_at": 1,
+                "skipped": 1,
+                "error": str(expired),
+                "look_back_done": "INBOX: earlier mail back to 2026-11-07 is logged.",
+                "notes": {
+                    "error": [note(expired.message, **expired.params)],
+                    "look_back_note": [],
+                    "look_back_done": [history],
+                },
+                "skipped_ids": [
+                    Command.create(
+                        {
+                            "folder": "INBOX",
+                            "reason": "deleted before it could be read",
+                            "reason_note": deleted,
+                        }
+                    )
+                ],
+            }
+        )
+        olga.write(
+            {
+                "mailbox_email": OLGA,
+                "mailbox_login": OLGA,
+                "mailbox_imap_host": "outlook.office365.com",
+                "mailbox_imap_port": 993,
+                "mailbox_smtp_host": "smtp.office365.com",
+                "mailbox_smtp_port": 587,
+                "mailbox_smtp_security": "starttls",
+                "mailbox_oauth_provider": "microsoft",
             }
         )
         return env.ref("cats_mail_sync.demo_person_sofia").id
@@ -330,6 +406,15 @@ def recruiter_mistakes(browser, out, lang):
         "document.querySelector('.o_error_dialog .btn-primary, .o_error_dialog .btn-close').click()"
     )
     browser.wait_gone(".o_error_dialog")
+    # A Microsoft address under Other: Outlook.com at once, no password prompt.
+    browser.type(f"{setup} .o_field_widget[name=email] input", "rita@hotmail.com")
+    browser.wait(f"{setup} .o_field_widget[name=provider] input[data-value=outlook]:checked")
+    browser.wait(f"{setup} .o_field_widget[name=provider_note]")
+    browser.shot(out / f"assistant-other-hotmail-recruiter-{lang}.png")
+    browser.type(f"{setup} .o_field_widget[name=email] input", RITA)
+    browser.click(
+        f"{setup} .o_field_widget[name=provider] input[data-value=other]", "button[name=action_detect]"
+    )
 
 
 def recruiter_second_look(browser, base, out, lang):
@@ -354,6 +439,25 @@ def recruiter_second_look(browser, base, out, lang):
     browser.evaluate("document.querySelector('.modal .btn-close')?.click()")  # left without saving
     browser.wait_gone(setup)
     profile(browser, base)
+
+
+def recruiter_signing_in(browser, base, out, lang):
+    """Configure on a mailbox that signs in with Microsoft: its saved settings, no password; then a
+    run of hers (its problem, its history, a mail skipped), in her language."""
+    profile(browser, base)
+    setup = ".o_cats_mail_sync_setup"
+    browser.click(
+        "button[name=action_mailbox_configure].btn-secondary",
+        f"{setup} div[name=keeps_sign_in]",
+    )
+    browser.shot(out / f"assistant-reopened-sign-in-recruiter-{lang}.png")
+    browser.evaluate("document.querySelector('.modal .btn-close')?.click()")
+    browser.wait_gone(setup)
+    # A run recorded in English, read in her language.
+    profile(browser, base)
+    browser.click("button[name=action_mailbox_runs]", ".o_list_view .o_data_row")
+    browser.click(".o_list_view .o_data_row td.o_data_cell", ".o_form_view .o_field_widget[name=error_shown]")
+    browser.shot(out / f"sync-log-run-recruiter-{lang}.png")
 
 
 def recruiter_deactivates(browser, base, out, lang):
@@ -427,6 +531,9 @@ def main(config, database, workdir, outdir):
             admin_screens(browser, base, out, lang, candidate_id)
             log_in(browser, base, "rita", "rita")
             recruiter_screens(browser, base, out, lang, rita_dovecot, candidate_id)
+            set_lang(registry, "olga", lang)
+            log_in(browser, base, "olga", "olga")
+            recruiter_signing_in(browser, base, out, lang)
             reset_rita(registry)
     finally:
         if browser:

@@ -1,6 +1,10 @@
 import re
+from datetime import date
 
 from odoo import api, fields, models
+from odoo.tools import format_date
+
+from ..mailbox_client.errors import MailboxError
 
 # How long the sync log keeps a run, unless cats_mail_sync.log_days says otherwise.
 DEFAULT_LOG_DAYS = 30
@@ -12,6 +16,47 @@ INBOX = re.compile(r"(?<![\w@.])INBOX(?![\w@]|[./]\w)")
 def with_inbox(env, text):
     """``text`` (a note, a problem) naming the Inbox as the recruiter knows it, in their language."""
     return text and INBOX.sub(env._("Inbox"), text)
+
+
+def note(message, **params):
+    """A sentence of the sync log as it is kept: ``message`` (English, marked with errors' ``_lt``) and its
+    values, a date as a date; a :class:`MailboxError` as its sentence and values. Whoever reads the
+    run reads it in their own language (:func:`read_notes`)."""
+    if isinstance(message, MailboxError):
+        message, params = message.message, dict(message.params, **params)
+    dates = sorted(name for name, value in params.items() if isinstance(value, date))
+    values = {
+        name: fields.Date.to_string(value) if name in dates else value for name, value in params.items()
+    }
+    return {"message": message, "params": values, "dates": dates}
+
+
+def in_english(notes):
+    """``notes`` as the run's text fields keep them: in English, one a line (the server log's words)."""
+    lines = []
+    for kept in notes:
+        if isinstance(kept, str):
+            lines.append(kept)
+        else:
+            lines.append(kept["message"] % kept["params"] if kept["params"] else kept["message"])
+    return "\n".join(lines)
+
+
+def read_notes(env, notes):
+    """``notes`` (those of :func:`note`, or technical lines kept as they are) in ``env``'s language,
+    one a line, the Inbox named as the reader knows it."""
+    lines = []
+    for kept in notes or ():
+        if isinstance(kept, str):
+            lines.append(kept)
+            continue
+        sentence, dates = kept["message"], kept["dates"]  # a name, not a string, for the term extraction
+        params = {
+            name: format_date(env, value) if name in dates else value
+            for name, value in kept["params"].items()
+        }
+        lines.append(env._(sentence, **params))
+    return with_inbox(env, "\n".join(lines)) or False
 
 
 class CatsMailSyncRun(models.Model):
@@ -48,6 +93,9 @@ class CatsMailSyncRun(models.Model):
     )
     found_back = fields.Integer("Mails found looking back")
     logged_back = fields.Integer("Mails logged looking back", help="Also counted in Mails logged.")
+    # What the run has to say, in English. Runs recorded before their sentences were kept hold it in
+    # the language the run was made in, and are read so; newer ones keep their sentences too
+    # (``notes``: {field: notes of :func:`note`}), read in the reader's language.
     look_back_note = fields.Text("Looking back")
     look_back_done = fields.Text(
         "History done", help="A history (the earlier mail asked for at activation) logged to its end."
@@ -56,6 +104,7 @@ class CatsMailSyncRun(models.Model):
     look_back_info = fields.Text("Looking back, done", compute="_compute_shown")
     look_back_warning = fields.Text("Looking back, to check", compute="_compute_shown")
     error = fields.Text("Problem")
+    notes = fields.Json("Sentences of the run")
     error_shown = fields.Text("What went wrong", compute="_compute_shown")
     unexpected = fields.Boolean(
         "Unexpected error",
@@ -98,13 +147,19 @@ class CatsMailSyncRun(models.Model):
         for run in self:
             run.logged_new = run.logged - run.logged_back
 
-    @api.depends("look_back_note", "look_back_done", "error")
+    @api.depends("look_back_note", "look_back_done", "error", "notes")
     @api.depends_context("lang")
     def _compute_shown(self):
         for run in self:
-            run.look_back_info = with_inbox(self.env, run.look_back_done)
-            run.look_back_warning = with_inbox(self.env, run.look_back_note)
-            run.error_shown = with_inbox(self.env, run.error)
+            run.look_back_info = run._read("look_back_done")
+            run.look_back_warning = run._read("look_back_note")
+            run.error_shown = run._read("error")
+
+    def _read(self, name):
+        """The text ``name`` (error, look_back_note, look_back_done) in the reader's language."""
+        if self.notes and name in self.notes:
+            return read_notes(self.env, self.notes[name])
+        return with_inbox(self.env, self[name])
 
     @api.autovacuum
     def _gc_old_runs(self):
@@ -130,10 +185,20 @@ class CatsMailSyncSkipped(models.Model):
     message_id = fields.Char("Message-ID")
     subject = fields.Char()
     date = fields.Char()
-    reason = fields.Text(required=True)
+    reason = fields.Text("Reason as recorded", required=True)  # in English (see the run's error)
+    reason_note = fields.Json("Why, as a sentence")  # a note of note(), read in the reader's language
+    reason_shown = fields.Text("Reason", compute="_compute_reason_shown")
 
     @api.depends("folder")
     @api.depends_context("lang")
     def _compute_folder_label(self):
         for skipped in self:
             skipped.folder_label = with_inbox(self.env, skipped.folder)
+
+    @api.depends("reason", "reason_note")
+    @api.depends_context("lang")
+    def _compute_reason_shown(self):
+        for skipped in self:
+            skipped.reason_shown = (
+                read_notes(self.env, [skipped.reason_note]) if skipped.reason_note else skipped.reason
+            )

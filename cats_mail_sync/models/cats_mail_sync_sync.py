@@ -13,7 +13,9 @@ from odoo.tools.misc import format_datetime
 
 from .. import series
 from ..mailbox_client import errors
+from ..mailbox_client.errors import _lt
 from ..mailbox_client.reader import INBOX, MailboxReader, batches, groups
+from .cats_mail_sync_run import in_english, note
 
 _logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class Tally:
     shortened: int = 0  # mails logged without their attachments (above the size limit)
     skipped: list = field(default_factory=list)  # values of cats_mail_sync.skipped
     message_ids: list = field(default_factory=list)  # the messages logged, one per record
-    problems: list = field(default_factory=list)
+    problems: list = field(default_factory=list)  # MailboxErrors, and technical lines (str)
     unexpected: bool = False  # a fault in Odoo or in this module stopped the run
     deadline: float | None = None  # time.monotonic() past which no batch starts
     # The look-back (see cats_mail_sync_sync_look_back.py): addresses looked back for, SEARCH
@@ -58,8 +60,8 @@ class Tally:
     look_back_searches: int = 0
     found_back: int = 0
     logged_back: int = 0
-    look_back_notes: list = field(default_factory=list)  # what to check (a search refused...)
-    history_done: list = field(default_factory=list)  # news: a history logged to its end
+    look_back_notes: list = field(default_factory=list)  # what to check (a search refused...): notes
+    history_done: list = field(default_factory=list)  # news, a history logged to its end: notes
 
     def idle(self):
         """Whether the run found nothing to say: no new mail, nothing looked back for, no problem."""
@@ -84,13 +86,15 @@ class Tally:
         self.message_ids += other.message_ids
 
     def skip(self, folder, message_id, subject, date, reason):
+        """A mail skipped; ``reason`` is a note (see cats_mail_sync_run.note), or a technical line."""
         self.skipped.append(
             {
                 "folder": folder,
                 "message_id": (message_id or "")[:250],
                 "subject": (subject or "")[:250],
                 "date": str(date or "")[:64],
-                "reason": reason,
+                "reason": in_english([reason]),
+                "reason_note": reason if isinstance(reason, dict) else False,
             }
         )
 
@@ -282,8 +286,10 @@ class CatsMailSyncSync(models.AbstractModel):
                 "",
                 "",
                 "",
-                user.with_context(lang=user.lang).env._(
-                    "Passed over: the server's answers held no header for mail %(uid)s in %(tries)s runs.",
+                note(
+                    _lt(
+                        "Passed over: the server's answers held no header for mail %(uid)s in %(tries)s runs."
+                    ),
                     uid=uid,
                     tries=UNREAD_TRIES,
                 ),
@@ -408,7 +414,11 @@ class CatsMailSyncSync(models.AbstractModel):
                 mails.append((raw[uid], records, author))
             else:
                 tally.skip(
-                    folder.name, header.message_id, "", header.received, "deleted before it could be read"
+                    folder.name,
+                    header.message_id,
+                    "",
+                    header.received,
+                    note(_lt("deleted before it could be read")),
                 )
         if not mails:
             return
@@ -443,7 +453,8 @@ class CatsMailSyncSync(models.AbstractModel):
         elif not isinstance(error, errors.MailboxError):
             return self._failed_unexpectedly(user, error, tally)
         message = user._mailbox_explain(error)
-        tally.problems.append(message)
+        if error not in tally.problems:  # a folder's problem, raised again to stop the run
+            tally.problems.append(error)
         _logger.info("Mailbox of user %s failed: %s", user.id, error)
         if error.definitive:
             user._mailbox_set_state(
@@ -475,13 +486,14 @@ class CatsMailSyncSync(models.AbstractModel):
         repeats); the mailbox stays active and is tried again like after network trouble.
         """
         kind = type(error).__name__
-        message = user._mailbox_explain(errors.UnexpectedError(kind=kind))
+        unexpected = errors.UnexpectedError(kind=kind)
+        message = user._mailbox_explain(unexpected)
         if user.mailbox_error == message:
             _logger.warning("Mailbox of user %s: the same unexpected error again (%s)", user.id, kind)
         else:
             _logger.exception("Synchronization of the mailbox of user %s failed unexpectedly", user.id)
         tally.unexpected = True
-        tally.problems += [message, f"{kind}: {str(error)[:300]}"]
+        tally.problems += [unexpected, f"{kind}: {str(error)[:300]}"]
         self._retry_later(user, message)
 
     @api.model
@@ -504,6 +516,12 @@ class CatsMailSyncSync(models.AbstractModel):
         (a mailbox is checked 144 times a day)."""
         if tally.idle():
             return
+        # Kept as sentences and values, read in the reader's language; in English beside them.
+        notes = {
+            "error": [problem if isinstance(problem, str) else note(problem) for problem in tally.problems],
+            "look_back_note": tally.look_back_notes,
+            "look_back_done": tally.history_done,
+        }
         self.env["cats_mail_sync.run"].sudo().create(
             {
                 "user_id": user.id,
@@ -518,9 +536,8 @@ class CatsMailSyncSync(models.AbstractModel):
                 "looked_back_for": len(tally.looked_back_for),
                 "found_back": tally.found_back,
                 "logged_back": tally.logged_back,
-                "look_back_note": "\n".join(tally.look_back_notes) or False,
-                "look_back_done": "\n".join(tally.history_done) or False,
-                "error": "\n".join(str(problem) for problem in tally.problems) or False,
+                **{name: in_english(kept) or False for name, kept in notes.items()},
+                "notes": notes,
                 "unexpected": tally.unexpected,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],
                 "logged_message_ids": [fields.Command.set(tally.message_ids)],

@@ -5,10 +5,11 @@ from datetime import timedelta
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from odoo import api, fields, models
-from odoo.tools import format_date
 
 from ..mailbox_client import errors
+from ..mailbox_client.errors import _lt
 from ..mailbox_client.reader import ADDRESSES_PER_SEARCH, batches, groups
+from .cats_mail_sync_run import note
 from .cats_mail_sync_sync import Tally
 
 # Addresses taken from the look-back list at a time: their mail is found with a few SEARCH
@@ -58,9 +59,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
                 # The server refused a command (a SEARCH it cannot do): said, tried again at the
                 # next scheduled run; the new mail was logged before.
                 reason = str(error).replace("SEARCH command error: ", "")[:200]
-                tally.look_back_notes.append(
-                    user._mailbox_explain(errors.SearchRefused(folder=folder.name, reason=reason))
-                )
+                tally.look_back_notes.append(note(errors.SearchRefused(folder=folder.name, reason=reason)))
                 folder.look_back_refused = True
                 self._commit()
         if self._past_deadline(tally) and user.id in self.env["cats_mail_sync.look_back"]._users_waiting():
@@ -138,20 +137,24 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
         only; False when the time budget ran out first (``look_back_uid`` says how far it got)."""
         searched = reader.search_addresses(addresses, scope.criteria, with_bcc=folder.role == "sent")
         tally.look_back_searches += searched.commands
-        env = user.with_context(lang=user.lang).env  # the recruiter reads the sync log
         if searched.by_tail:
             tally.look_back_notes.append(
-                env._(
-                    "%(folder)s: the server searches only in US-ASCII; looked for by their ASCII end: "
-                    "%(addresses)s.",
+                note(
+                    _lt(
+                        "%(folder)s: the server searches only in US-ASCII; looked for by their ASCII end: "
+                        "%(addresses)s."
+                    ),
                     folder=folder.name,
                     addresses=", ".join(searched.by_tail[:10]),
                 )
             )
         if searched.unsearchable:
             tally.look_back_notes.append(
-                env._(
-                    "%(folder)s: not looked back for (the server searches only in US-ASCII): %(addresses)s.",
+                note(
+                    _lt(
+                        "%(folder)s: not looked back for (the server searches only in US-ASCII): "
+                        "%(addresses)s."
+                    ),
                     folder=folder.name,
                     addresses=", ".join(searched.unsearchable[:10]),
                 )
@@ -179,7 +182,7 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
             if folder.first_uid <= 1:
                 folder.history_done_at = fields.Datetime.now()  # nothing before activation
                 self._commit()
-                tally.history_done.append(self._history_done(user, folder))
+                tally.history_done.append(self._history_done(folder))
                 return
             scope = Scope(
                 ["UID", f"1:{folder.first_uid - 1}", "SINCE", day],
@@ -204,14 +207,14 @@ class CatsMailSyncLookBackSync(models.AbstractModel):
         if self._log_uids(user, reader, folder, uids, scope, tally, "history_uid"):
             folder.history_done_at = fields.Datetime.now()
             self._commit()
-            tally.history_done.append(self._history_done(user, folder))
+            tally.history_done.append(self._history_done(folder))
 
     @api.model
-    def _history_done(self, user, folder):
-        return user.with_context(lang=user.lang).env._(
-            "%(folder)s: earlier mail back to %(since)s is logged.",
+    def _history_done(self, folder):
+        return note(
+            _lt("%(folder)s: earlier mail back to %(since)s is logged."),
             folder=folder.name,
-            since=format_date(user.env, folder.history_from),
+            since=folder.history_from,
         )
 
     @api.model

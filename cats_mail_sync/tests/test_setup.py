@@ -7,7 +7,7 @@ from lxml import etree
 
 from odoo import modules
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools.safe_eval import safe_eval
 
 from .. import series
@@ -77,7 +77,9 @@ class TestSetup(MailboxCase):
         super().setUpClass()
         cls.smtp = SMTPTestServer(PASSWORDS).__enter__()
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
-        cls.dns = DnsServer(srv_records(cls.imap.ssl_port, cls.smtp.ssl_port)).__enter__()
+        # contoso.example.test's mail is received by Microsoft 365.
+        microsoft = {"contoso.example.test": [("MX", "0 contoso-example-test.mail.protection.outlook.com.")]}
+        cls.dns = DnsServer({**srv_records(cls.imap.ssl_port, cls.smtp.ssl_port), **microsoft}).__enter__()
         cls.addClassCleanup(cls.dns.__exit__, None, None, None)
 
     def setUp(self):
@@ -686,6 +688,37 @@ class TestSetup(MailboxCase):
                     setup.action_detect()
                 self.assertEqual((setup.step, setup.detection_log), ("provider", False))
 
+    def test_a_microsoft_address_under_other_signs_in_and_asks_no_password(self):
+        cleo = self.newcomer()
+        for address, provider in (
+            ("cleo@hotmail.com", "outlook"),
+            ("cleo@contoso.example.test", "office365"),
+        ):
+            with self.subTest(address=address):
+                setup = self.setup_for(cleo, email=address, provider="other")
+                setup.action_detect()
+                self.assertEqual((setup.step, setup.provider, setup.imap_host), ("provider", provider, False))
+                self.assertIn("a password cannot be used instead", setup.provider_note)
+                self.assertEqual(seen(setup).buttons, [("Cancel", False)], "no Next to a password prompt")
+        # Signing in set up: Sign in with Microsoft, as under Outlook.com.
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("microsoft_outlook_client_id", "id")
+        params.set_param("microsoft_outlook_client_secret", "secret")
+        setup = self.setup_for(cleo, email="cleo@contoso.example.test", provider="exchange")
+        setup.action_detect()
+        self.assertEqual(
+            (setup.step, setup.provider, setup.sign_in_with), ("provider", "office365", "microsoft")
+        )
+        self.assertEqual(seen(setup).buttons, [("Sign in with Microsoft", True), ("Cancel", False)])
+        # Typed in the browser, an Outlook.com address chooses Outlook.com at once.
+        with Form(self.env["cats_mail_sync.setup"].with_user(cleo)) as form:
+            form.provider = "other"
+            form.email = "Cleo@Outlook.com"
+            self.assertEqual(form.provider, "outlook")
+            form.email = "cleo@recruit.example.test"
+            form.provider = "other"
+            self.assertEqual(form.provider, "other")
+
 
 def confirmation_as_delivered(mail):
     """The confirmation mail as it lands in a mailbox."""
@@ -705,7 +738,9 @@ class TestSetupTour(HttpCase):
         cls.addClassCleanup(cls.imap.stop)
         cls.smtp = SMTPTestServer({TESS: TESS_PASSWORD}).__enter__()
         cls.addClassCleanup(cls.smtp.__exit__, None, None, None)
-        cls.dns = DnsServer(srv_records(cls.imap.ssl_port, cls.smtp.ssl_port)).__enter__()
+        # contoso.example.test's mail is received by Microsoft 365.
+        microsoft = {"contoso.example.test": [("MX", "0 contoso-example-test.mail.protection.outlook.com.")]}
+        cls.dns = DnsServer({**srv_records(cls.imap.ssl_port, cls.smtp.ssl_port), **microsoft}).__enter__()
         cls.addClassCleanup(cls.dns.__exit__, None, None, None)
         allow_local_servers(cls.env, cls.imap.ca_file)
         cls.tess = new_test_user(

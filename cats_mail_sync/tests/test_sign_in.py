@@ -21,6 +21,7 @@ from .harness.dovecot import Dovecot
 from .harness.oauth_server import OAuthServer
 from .harness.recorder import Recorder
 from .harness.smtp_server import SMTPTestServer
+from .test_setup import seen
 
 CANDIDATE = "carla.candidate@example.com"
 TESS = "tess@recruit.example.test"
@@ -149,6 +150,37 @@ class TestSignIn(MailboxCase):
         self.assertEqual(len(self.logged(self.candidate, "<cv@carla>")), 1)
         self.assertEqual(len(self.logged(self.candidate, "<interview@anna>")), 1)
         self.assertEqual(self.sync(self.anna), 0, "each mail once")
+
+    def test_configure_on_a_mailbox_that_signs_in_opens_on_its_saved_settings(self):
+        self.connect(self.anna)
+        action = self.anna.with_user(self.anna).action_mailbox_configure()
+        self.assertEqual(action["target"], "new")
+        setup = self.env["cats_mail_sync.setup"].with_user(self.anna).browse(action["res_id"])
+        self.assertEqual(
+            (setup.step, setup.provider, setup.signed_in, setup.email, setup.login, setup.imap_host),
+            ("detected", "office365", "microsoft", ANNA, ANNA, self.anna.mailbox_imap_host),
+        )
+        # As a password mailbox reopens: no password asked, what is kept said, its buttons once (in
+        # the dialog's footer).
+        screen = seen(setup)
+        self.assertIn("Your sign-in is kept: click Back only to sign in again", screen.text)
+        self.assertNotIn("password", screen.fields)
+        self.assertFalse(setup.stops_logging)
+        self.assertEqual(screen.buttons, [("Test connection", True), ("Save", False), ("Back", False)])
+        # The dialog stays open on the test's result; Save keeps the sign-in and goes on logging.
+        self.assertEqual(setup.action_test()["res_id"], setup.id)
+        self.assertTrue(setup.tested, setup.test_result)
+        setup.action_save()
+        self.assertEqual((self.anna.mailbox_state, self.anna.mailbox_oauth_provider), ("active", "microsoft"))
+        # Back: the first step, to sign in again (or with another account).
+        setup = (
+            self.env["cats_mail_sync.setup"]
+            .with_user(self.anna)
+            .browse(self.anna.with_user(self.anna).action_mailbox_configure()["res_id"])
+        )
+        setup.action_back()
+        self.assertEqual((setup.step, setup.signed_in, setup.sign_in_with), ("provider", False, "microsoft"))
+        self.assertIn(("Sign in with Microsoft", True), seen(setup).buttons)
 
     def test_sign_in_with_google_and_deactivate_revokes(self):
         token = self.connect(self.anna, "gmail")

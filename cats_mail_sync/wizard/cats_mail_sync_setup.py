@@ -5,7 +5,7 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import email_domain_extract
+from odoo.tools import email_domain_extract, email_normalize
 
 from ..mailbox_client import connection, discovery, errors
 from ..mailbox_client.addresses import is_domain
@@ -19,6 +19,9 @@ from ..models.res_users import HISTORY, PROVIDER_DOMAINS, SECURITY
 DEFAULT_PORTS = {"imap": 993, "smtp": 465}
 # Providers that accept no password over IMAP: their mailboxes connect only by signing in.
 SIGN_IN_ONLY = {"outlook", "office365"}
+# Microsoft's IMAP server (Outlook.com's and Microsoft 365's), and Outlook.com's own domains.
+MICROSOFT_IMAP = discovery.PROVIDERS["outlook"].imap.host
+OUTLOOK_DOMAINS = PROVIDER_DOMAINS[MICROSOFT_IMAP]
 # An IDNA label (xn--...) in what the detection says: shown as the recruiter typed it.
 ACE_LABEL = re.compile(r"\bxn--[a-z0-9-]+", re.IGNORECASE)
 # Where the settings were looked for, in a recruiter's words (the technical names stay, small).
@@ -102,6 +105,8 @@ class CatsMailSyncSetup(models.TransientModel):
     sign_in_with = fields.Selection(SIGN_IN_LABELS, "Can sign in with", compute="_compute_sign_in_with")
     signed_in = fields.Selection(SIGN_IN_LABELS, "Signed in with", readonly=True)
     signing_in = fields.Selection(SIGN_IN_LABELS, "Signing in with", readonly=True)
+    # Opened on a mailbox that signs in, in a dialog (not the page the provider sends back to).
+    saved_sign_in = fields.Boolean("Opened on the saved sign-in", readonly=True)
     oauth_nonce_digest = fields.Char("Sign-in check", readonly=True)
     tested = fields.Boolean("Connection tested", readonly=True)
     test_failed = fields.Boolean("Connection test failed", readonly=True)
@@ -242,6 +247,26 @@ class CatsMailSyncSetup(models.TransientModel):
                 note = discovery.PROVIDERS[setup.provider].note if setup.provider else None
                 setup.provider_note = self.env._(note) if note else False
 
+    @api.onchange("email", "provider")
+    def _onchange_microsoft_address(self):
+        # An Outlook.com address under "Other": Microsoft's sign-in, never a password prompt.
+        provider = self._microsoft_provider()
+        if provider:
+            self.provider = provider
+
+    def _microsoft_provider(self, detection=None):
+        """Outlook.com or Microsoft 365 when the address is Microsoft's (an Outlook.com domain, or
+        ``detection`` found Microsoft's servers) while a provider of unknown servers (Other,
+        Exchange) is chosen; else None. Microsoft takes no password over IMAP."""
+        if discovery.PROVIDERS[self.provider or "other"].imap:
+            return None
+        domain = email_domain_extract(email_normalize(self.email or "") or "")
+        if domain in OUTLOOK_DOMAINS:
+            return "outlook"
+        if detection and detection.imap and detection.imap.host == MICROSOFT_IMAP:
+            return "office365"
+        return None
+
     def _check_address(self):
         """The address is one mail address a server can take, said before anything is looked up
         or saved for it."""
@@ -299,8 +324,12 @@ class CatsMailSyncSetup(models.TransientModel):
         if self.sign_in_missing:
             raise UserError(self.provider_note)
         self._check_address()
+        if microsoft := self._microsoft_provider():
+            return self._sign_in_instead(microsoft)
         self.env["cats_mail_sync.connector"]._count_try()
         detection = discovery.discover(self.email, self.provider, **self._discovery_options())
+        if microsoft := self._microsoft_provider(detection):
+            return self._sign_in_instead(microsoft)
         steps = Markup("").join(self._plain_step(step) for step in detection.steps)
         verdict = (
             self.env._("Settings found: check them, type your password and test the connection.")
@@ -332,6 +361,12 @@ class CatsMailSyncSetup(models.TransientModel):
         self.write(values)
         return self._reopen()
 
+    def _sign_in_instead(self, provider):
+        """Step 1 again, on Microsoft's ``provider``: Sign in with Microsoft, or the note that it is
+        not set up; no password is asked for."""
+        self.provider = provider
+        return self._reopen()
+
     def action_sign_in(self):
         """Step 1 -> the provider's sign-in page, which sends the browser back to this assistant."""
         self.ensure_one()
@@ -355,6 +390,7 @@ class CatsMailSyncSetup(models.TransientModel):
         self.write(
             {
                 "signed_in": code,
+                "saved_sign_in": False,
                 "email": tokens.address,
                 "login": tokens.address,
                 "imap_host": provider.imap.host,
@@ -390,6 +426,7 @@ class CatsMailSyncSetup(models.TransientModel):
             {
                 "step": "provider",
                 "signed_in": False,
+                "saved_sign_in": False,
                 "detection_log": False,
                 "needs_confirmation": False,
                 "confirmed": False,
@@ -529,14 +566,12 @@ class CatsMailSyncSetup(models.TransientModel):
     @api.model
     def _saved_settings(self, user):
         """What the assistant opens on for ``user``'s mailbox set up before: its saved settings, on
-        the form (one that signs in: its provider, on the first step, to sign in again); nothing
-        for a new one."""
+        the form; one that signs in, as after signing in (its provider's servers; Back signs in
+        again), or on the first step when the sign-in is no longer kept; nothing for a new one."""
         if not user.mailbox_imap_host:
             return {}
         provider = self._saved_provider(user)
-        if user.mailbox_oauth_provider:
-            return {"provider": provider}
-        return {
+        saved = {
             "step": "settings",
             "provider": provider,
             "email": user.mailbox_email or user.email,
@@ -548,6 +583,12 @@ class CatsMailSyncSetup(models.TransientModel):
                 for name, default in (("host", False), ("port", DEFAULT_PORTS[kind]), ("security", "ssl"))
             },
         }
+        if not user.mailbox_oauth_provider:
+            return saved
+        token = self.env["cats_mail_sync.token"]._find(user, user.mailbox_oauth_provider)
+        if not token:
+            return {"provider": provider}
+        return dict(saved, step="detected", signed_in=token.provider, saved_sign_in=True)
 
     @api.model
     def _saved_provider(self, user):
@@ -673,7 +714,7 @@ class CatsMailSyncSetup(models.TransientModel):
         return True, self.env._("SMTP: signed in over an encrypted connection (no mail was sent).")
 
     def _reopen(self):
-        if self.signed_in:
+        if self.signed_in and not self.saved_sign_in:
             # Back from signing in, the assistant is a page (the browser had left Odoo):
             # it shows the change in place.
             return True

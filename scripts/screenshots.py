@@ -25,7 +25,7 @@ import odoo
 import odoo.api
 import odoo.modules.registry
 import odoo.tools
-from odoo import SUPERUSER_ID, api
+from odoo import SUPERUSER_ID, Command, api
 
 # The demo's mailbox, the test servers (harness) and the errors a recruiter reads (framework-free).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -215,14 +215,9 @@ def set_up(registry, workdir, rita_dovecot):
                     "login": "olga",
                     "password": "olga",
                     "email": OLGA,
-                    "groups_id": [
-                        Command.set(
-                            [
-                                env.ref("base.group_user").id,
-                                env.ref("hr_recruitment.group_hr_recruitment_user").id,
-                            ]
-                        )
-                    ],
+                    **series.user_groups(
+                        env.ref("base.group_user") | env.ref("hr_recruitment.group_hr_recruitment_user")
+                    ),
                 }
             )
         )

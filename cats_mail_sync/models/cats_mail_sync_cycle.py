@@ -245,7 +245,7 @@ class CatsMailSyncCycle(models.AbstractModel):
             if time.monotonic() - said >= PROGRESS_SECONDS:
                 # Each mailbox is committed in its own transaction; this says how far the run got,
                 # so that Odoo counts a run it stops as one that made progress.
-                cron._notify_progress(done=done, remaining=total - done)
+                series.note_progress(cron, done, total - done)
                 self._commit()
                 said = time.monotonic()
         if done < total or set(users.ids) & set(self.env["cats_mail_sync.look_back"]._users_waiting()):
@@ -254,7 +254,7 @@ class CatsMailSyncCycle(models.AbstractModel):
             cron._trigger()
         # Nothing remaining for this run: told there is, Odoo would call it again at once, within the
         # same time limit; the trigger above starts the next run under a limit of its own.
-        cron._notify_progress(done=done, remaining=0)
+        series.note_progress(cron, done, 0)
 
     @api.model
     def _sync_in_turn(self, user, budget):

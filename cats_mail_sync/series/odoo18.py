@@ -16,6 +16,7 @@ __all__ = [
     "in_test_mode",
     "new_application",
     "new_person",
+    "note_progress",
     "record_type",
     "records_of",
     "unique",
@@ -81,3 +82,9 @@ def new_person(env, vals):
 def new_application(person, vals):
     """A new application of ``person`` (``job_id``, ...)."""
     return person.env["hr.applicant"].create({"candidate_id": person.id, **vals})
+
+
+def note_progress(cron, done, remaining):
+    """Tell Odoo how far a scheduled run of ``cron`` got (a run its time limit stops counts as
+    progress then); nothing outside a scheduled run. The caller commits."""
+    cron._notify_progress(done=done, remaining=remaining)

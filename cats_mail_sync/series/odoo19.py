@@ -17,6 +17,7 @@ __all__ = [
     "in_test_mode",
     "new_application",
     "new_person",
+    "note_progress",
     "record_type",
     "records_of",
     "unique",
@@ -92,3 +93,14 @@ def new_application(person, vals):
         "partner_id": person.partner_id.id,
     }
     return person.env["hr.applicant"].create({**same, "pool_applicant_id": person.id, **vals})
+
+
+def note_progress(cron, done, remaining):
+    """Tell Odoo how far a scheduled run of ``cron`` got (a run its time limit stops counts as
+    progress then); nothing outside a scheduled run. The caller commits: what 19's
+    _commit_progress records, without its commit (never in a test), and without 18's
+    _notify_progress, deprecated here."""
+    context = cron.env.context
+    progress = cron.env["ir.cron.progress"].sudo().browse(context.get("ir_cron_progress_id"))
+    if progress and progress.cron_id.id == context.get("cron_id"):
+        progress.write({"done": done, "remaining": remaining})

@@ -2,6 +2,7 @@ import time
 
 from odoo import api, models
 
+from odoo.addons.cats_mail_sync import series
 from odoo.addons.queue_job.exception import FailedJobError
 
 CHANNEL = "root.cats_mail_sync"
@@ -19,7 +20,7 @@ class CatsMailSyncSync(models.AbstractModel):
         for user in users:
             self._queue_sync(user)
         cron = self.env.ref("cats_mail_sync.ir_cron_cats_mail_sync")
-        cron._notify_progress(done=len(users), remaining=0)
+        series.note_progress(cron, len(users), 0)
 
     @api.model
     def _queue_sync(self, user):

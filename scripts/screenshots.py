@@ -290,8 +290,10 @@ def log_in(browser, base, login, password):
 def profile(browser, base):
     """My Profile, as a recruiter opens it: the user menu, then the Email tab."""
     browser.go(f"{base}/odoo", ".o_user_menu button")
-    browser.click(".o_user_menu button", "[data-menu=settings]")
-    browser.click("[data-menu=settings]", ".o_form_view .o_notebook a.nav-link[name=cats_mail_sync]")
+    # The user menu's item: "settings" on Odoo 18, "preferences" on 19.
+    item = "[data-menu=settings], [data-menu=preferences]"
+    browser.click(".o_user_menu button", item)
+    browser.click(item, ".o_form_view .o_notebook a.nav-link[name=cats_mail_sync]")
     browser.click(".o_notebook a.nav-link[name=cats_mail_sync]", ".o_field_widget[name=mailbox_state]")
 
 

@@ -70,9 +70,10 @@ def registry_in_test_mode(case):
 @contextmanager
 def as_in_production():
     """The calling thread as Odoo's cron thread: not a test's, so its cursor commits (the sync's too:
-    on Odoo 19 the test is a global, so the sync's own test check is what changes there)."""
+    on Odoo 19 the test is a global, so the sync's own test check is what changes there; 19's
+    runner does not mark the thread at all)."""
     with (
-        patch.object(threading.current_thread(), "testing", False),
+        patch.object(threading.current_thread(), "testing", False, create=True),
         patch.object(series, "in_test_mode", lambda: False),
     ):
         yield

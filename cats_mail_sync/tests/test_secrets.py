@@ -332,9 +332,12 @@ class TestSecrets(MailboxCase):
     def test_command_is_found_by_odoo(self):
         self.assertIs(commands.get("cats_mail_sync_rotate_key"), CatsMailSyncRotateKey)
         self.assertTrue((MODULE / "cli").is_dir(), "Odoo imports the addons that have a cli folder")
-        # As an administrator would see it: "odoo help" lists it.
+        # As an administrator would see it: "odoo help" lists it. Odoo's addons path, without the
+        # data directory's folder while it holds no module (Odoo names it there, then refuses it).
+        with_modules = [path for path in odoo.addons.__path__ if any(Path(path).glob("*/__manifest__.py"))]
+        addons_path = ",".join(with_modules)
         listing = subprocess.run(
-            [sys.executable, "-m", "odoo", f"--addons-path={','.join(odoo.addons.__path__)}", "help"],
+            [sys.executable, "-m", "odoo", f"--addons-path={addons_path}", "help"],
             capture_output=True,
             text=True,
             timeout=300,

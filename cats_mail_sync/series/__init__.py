@@ -1,13 +1,30 @@
 """What differs between the Odoo series this addon runs on, in one place.
 
-``odoo18.py`` and ``odoo19.py`` define the same names, each as its series needs them; this
-package hands out the running series' ones. Nothing else in the addon asks which Odoo it runs
-on: a difference found elsewhere belongs here. A new series is a file of its own.
+``odoo18.py`` and ``odoo19.py`` define the same names (NAMES), each as its series needs them;
+this package hands out the running series' ones. Nothing else in the addon asks which Odoo it
+runs on: a difference found elsewhere belongs here. A new series is a file of its own.
 """
+
+from importlib import import_module
 
 from odoo.release import version_info
 
-if version_info[0] >= 19:
-    from .odoo19 import *  # noqa: F403
-else:
-    from .odoo18 import *  # noqa: F403
+NAMES = (
+    "PERSON",
+    "PERSON_TABLE",
+    "RECORD_TYPES",
+    "SERIES",
+    "SMTP_CONNECT",
+    "Transaction",
+    "in_test_mode",
+    "new_application",
+    "new_person",
+    "note_progress",
+    "record_type",
+    "records_of",
+    "unique",
+    "user_groups",
+)
+
+_running = import_module(f".odoo{min(version_info[0], 19)}", __name__)
+globals().update({name: getattr(_running, name) for name in NAMES})

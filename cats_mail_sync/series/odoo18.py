@@ -3,25 +3,8 @@
 import threading
 from collections import defaultdict
 
-from odoo.api import Transaction
+from odoo.api import Transaction  # noqa: F401 (one of the NAMES the package hands out)
 from odoo.fields import Command
-
-__all__ = [
-    "PERSON",
-    "PERSON_TABLE",
-    "RECORD_TYPES",
-    "SERIES",
-    "SMTP_CONNECT",
-    "Transaction",
-    "in_test_mode",
-    "new_application",
-    "new_person",
-    "note_progress",
-    "record_type",
-    "records_of",
-    "unique",
-    "user_groups",
-]
 
 SERIES = 18
 # The record that stands for a person: their address, their contact, their mail.

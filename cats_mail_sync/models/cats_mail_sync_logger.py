@@ -304,6 +304,7 @@ class CatsMailSyncLogger(models.AbstractModel):
                 mailbox_to=_header(values.get("to")),
                 mailbox_cc=_header(values.get("cc")),
                 mailbox_bcc=_header(", ".join(sorted(bcc))),
+                **series.recipient_fields(_header(values.get("to")), _header(values.get("cc"))),
             )
         )
         # The dossier's copies are as private as the logged mail (see the access rules).

@@ -3,6 +3,7 @@ from odoo.tools import email_normalize
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from .. import series
 from ..mailbox_client import errors
 
 
@@ -68,6 +69,7 @@ class IrMailServer(models.Model):
                 "from_filter": user.mailbox_email,
                 "mailbox_user_id": user.id,
                 "active": True,
+                **series.personal_server(self, user),
             }
             if server:
                 server.write(values)

@@ -191,11 +191,14 @@ class MailMessage(models.Model):
             # sudo: the name of the mailbox owner of a mail the viewer may read
             owner = message.sudo().mailbox_user_id
             if owner:
+                # To and Cc where the chatter does not show them itself; the Bcc it was logged
+                # through always (Odoo's fields never hold a Bcc).
+                shown_by_odoo = series.SHOWS_RECIPIENTS
                 recipients = [
                     {"label": label, "value": value}
                     for label, value in (
-                        (self.env._("To"), message.mailbox_to_shown),
-                        (self.env._("Cc"), message.mailbox_cc_shown),
+                        (self.env._("To"), not shown_by_odoo and message.mailbox_to_shown),
+                        (self.env._("Cc"), not shown_by_odoo and message.mailbox_cc_shown),
                         (self.env._("Bcc"), shown_addresses(message.mailbox_bcc)),
                     )
                     if value

@@ -14,6 +14,20 @@ PERSON_TABLE = "hr_candidate"
 RECORD_TYPES = [("hr.candidate", "Candidate"), ("hr.applicant", "Application"), ("res.partner", "Contact")]
 # The method of ir.mail_server through which Odoo opens an SMTP connection.
 SMTP_CONNECT = "connect"
+# Whether the chatter shows a message's recipients itself (else the addon names them).
+SHOWS_RECIPIENTS = False
+
+
+def personal_server(servers, user):
+    """The values that make ``user``'s outgoing server their own to Odoo too: nothing on 18,
+    which has no personal mail servers (the addon's own rules keep it to their mail)."""
+    return {}
+
+
+def recipient_fields(to, cc):
+    """Odoo's own fields for the recipients of a logged mail (To and Cc, never Bcc): none on 18,
+    where the chatter shows the addon's (SHOWS_RECIPIENTS)."""
+    return {}
 
 
 def record_type(record):

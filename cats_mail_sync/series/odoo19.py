@@ -7,6 +7,8 @@ from odoo import Command, models
 from odoo.modules import module
 from odoo.orm.environments import Transaction  # noqa: F401 (one of the NAMES the package hands out)
 
+from . import odoo19_personal_server  # noqa: F401 (the models only 19 has: personal mail servers)
+
 SERIES = 19
 # The record that stands for a person: their address, their contact, their mail.
 PERSON = "hr.applicant"
@@ -15,6 +17,23 @@ PERSON_TABLE = "hr_applicant"
 RECORD_TYPES = [("hr.applicant", "Application"), ("talent", "Talent"), ("res.partner", "Contact")]
 # The method of ir.mail_server through which Odoo opens an SMTP connection.
 SMTP_CONNECT = "_connect__"
+# Whether the chatter shows a message's recipients itself (else the addon names them).
+SHOWS_RECIPIENTS = True
+
+
+def personal_server(servers, user):
+    """The values that make ``user``'s outgoing server their Odoo personal mail server (see
+    odoo19_personal_server.py). One per user: one set up in Preferences gives way."""
+    servers.sudo().with_context(active_test=False).search(
+        [("owner_user_id", "=", user.id), ("mailbox_user_id", "!=", user.id)]
+    ).unlink()
+    return {"owner_user_id": user.id}
+
+
+def recipient_fields(to, cc):
+    """Odoo's own fields for the recipients of a logged mail (To and Cc, never Bcc), which the
+    chatter shows (its envelope) and the message form lists."""
+    return {"incoming_email_to": to or False, "incoming_email_cc": cc or False}
 
 
 def record_type(record):

@@ -11,6 +11,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase, new_test_user
 
 from .. import series
+from ..models.mail_message import shown_addresses
 from .harness.dovecot import Dovecot
 
 ANNA = "anna@recruit.example.test"
@@ -282,3 +283,15 @@ class CommittedMailboxCase(TransactionCase):
             [series.PERSON, self.candidate.id],
         )
         return dict(cr.fetchall())
+
+
+def chatter_recipients(data, env):
+    """To whom the chatter says a logged mail went, from what it loads (a Store's data for the
+    message): ``[(label, addresses)]``, labelled in ``env``'s language. The addon's lines, after
+    the To and Cc that Odoo shows itself where it does (19: ``incoming_email_to``/``_cc``)."""
+    odoo_lines = [
+        (env._(label), shown_addresses(", ".join(f'"{name}" <{address}>' for name, address in data[field])))
+        for label, field in (("To", "incoming_email_to"), ("Cc", "incoming_email_cc"))
+        if data.get(field)
+    ]
+    return odoo_lines + [(line["label"], line["value"]) for line in data.get("cats_mailbox_recipients", [])]

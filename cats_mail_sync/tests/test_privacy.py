@@ -4,7 +4,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.addons.mail.tools.discuss import Store
 
 from .. import series
-from .common import ANNA, BERT, MailboxCase, make_mail
+from .common import ANNA, BERT, MailboxCase, chatter_recipients, make_mail
 
 PDF = b"%PDF-1.4 offer for Chris"
 CARLA = "carla.candidate@example.com"
@@ -92,11 +92,9 @@ class TestPrivacy(MailboxCase):
             self.assertEqual(message.mailbox_bcc, own or False, record)
             store = Store()
             store.add(message)
-            lines = store.get_result()["mail.message"][0]["cats_mailbox_recipients"]
+            lines = chatter_recipients(store.get_result()["mail.message"][0], self.env)
             self.assertEqual(
-                lines,
-                [{"label": "To", "value": "chris@client.example.com"}]
-                + ([{"label": "Bcc", "value": own}] if own else []),
+                lines, [("To", "chris@client.example.com")] + ([("Bcc", own)] if own else []), record
             )
             # Neither the text nor a file carries the headers.
             self.assertEqual(message.attachment_ids.mapped("name"), ["offer.pdf"])

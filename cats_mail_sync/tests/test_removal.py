@@ -5,7 +5,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.addons.mail.tools.discuss import Store
 
 from .. import series
-from .common import ANNA, BERT, MailboxCase, make_mail
+from .common import ANNA, BERT, MailboxCase, chatter_recipients, make_mail
 
 PDF = b"%PDF-1.4 cv of Carla"
 
@@ -200,7 +200,8 @@ class TestRemoval(MailboxCase):
             store.add(message.with_user(viewer).with_context(lang=viewer.lang))
             data = store.get_result()["mail.message"][0]
             self.assertEqual(data["cats_mailbox_line"], expected, viewer.login)
-            self.assertEqual(data["cats_mailbox_recipients"], [{"label": to, "value": ANNA}], viewer.login)
+            reader = self.env(context=dict(self.env.context, lang=viewer.lang))
+            self.assertEqual(chatter_recipients(data, reader), [(to, ANNA)], viewer.login)
         # Not written in the text, where it would stay in the language of whoever logged it.
         self.assertNotIn(ANNA, message.body)
 
@@ -253,7 +254,7 @@ class TestRemoval(MailboxCase):
         store.add(message)
         data = store.get_result()["mail.message"][0]
         self.assertEqual(data["email_from"], "Carla Candidate <carla.candidate@example.com>")
-        self.assertEqual(data["cats_mailbox_recipients"][0]["value"], message.mailbox_to_shown)
+        self.assertEqual(chatter_recipients(data, self.env)[0][1], message.mailbox_to_shown)
 
     def test_remove_says_what_went_from_which_record_and_reads_the_list_again(self):
         message = self.log_cv()

@@ -398,22 +398,28 @@ class TestSetup(MailboxCase):
         server = self.anna.mailbox_mail_server_id
         self.assertTrue(server.active)
         self.env["ir.mail_server"].search([("id", "!=", server.id)]).active = False
-        mails = self.env["mail.mail"].create(
-            [
-                {"email_from": ANNA, "email_to": "carla@example.com", "subject": "Anna's own"},
-                {"email_from": BERT, "email_to": "carla@example.com", "subject": "A colleague's"},
-                {
-                    "email_from": "notifications@recruit.example.test",
-                    "email_to": "carla@example.com",
-                    "subject": "Password reset",
-                },
-                {
-                    "email_from": BERT,
-                    "email_to": "carla@example.com",
-                    "subject": "Forced onto Anna's server",
-                    "mail_server_id": server.id,
-                },
-            ]
+        # Written by Anna (Odoo 19 lets only its owner's mail name a personal server).
+        mails = (
+            self.env["mail.mail"]
+            .with_user(self.anna)
+            .sudo()
+            .create(
+                [
+                    {"email_from": ANNA, "email_to": "carla@example.com", "subject": "Anna's own"},
+                    {"email_from": BERT, "email_to": "carla@example.com", "subject": "A colleague's"},
+                    {
+                        "email_from": "notifications@recruit.example.test",
+                        "email_to": "carla@example.com",
+                        "subject": "Password reset",
+                    },
+                    {
+                        "email_from": BERT,
+                        "email_to": "carla@example.com",
+                        "subject": "Forced onto Anna's server",
+                        "mail_server_id": server.id,
+                    },
+                ]
+            )
         )
         with patch.object(modules.module, "current_test", False):
             mails.send(raise_exception=False)

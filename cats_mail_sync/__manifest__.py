@@ -1,7 +1,7 @@
 {
     "name": "CATS Mail Sync",
     "summary": "Log each recruiter's Inbox and Sent mail with candidates and contacts (IMAP)",
-    "version": "1.5.0",
+    "version": "1.6.0",
     "category": "Human Resources/Recruitment",
     "license": "LGPL-3",
     "author": "cats_mail_sync",

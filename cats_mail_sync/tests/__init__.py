@@ -21,3 +21,5 @@ from . import test_screens
 from . import test_unread_mail
 from . import test_other_servers
 from . import test_database
+from . import test_upgrade_from_18
+from . import test_personal_server

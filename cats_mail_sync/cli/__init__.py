@@ -1,1 +1,2 @@
 from . import cats_mail_sync_rotate_key
+from . import cats_mail_sync_listen

@@ -3,6 +3,7 @@ from . import cats_mail_sync_credentials
 from . import cats_mail_sync_cycle
 from . import cats_mail_sync_demo
 from . import cats_mail_sync_folder
+from . import cats_mail_sync_listener
 from . import cats_mail_sync_logger
 from . import cats_mail_sync_look_back
 from . import cats_mail_sync_removal

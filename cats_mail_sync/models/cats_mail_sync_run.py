@@ -111,6 +111,11 @@ class CatsMailSyncRun(models.Model):
         help="A fault in Odoo or in this module, not in the mailbox: report it to your administrator "
         "(the server log has the details).",
     )
+    announced = fields.Boolean(
+        "Within seconds",
+        help="Started for new mail the listener (IMAP IDLE) heard of, seconds after it arrived; "
+        "otherwise a scheduled run, every 10 minutes.",
+    )
     skipped_ids = fields.One2many("cats_mail_sync.skipped", "run_id", "Skipped mails")
     logged_message_ids = fields.Many2many(
         "mail.message",

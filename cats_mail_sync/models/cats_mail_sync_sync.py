@@ -3,7 +3,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 from imapclient.exceptions import IMAPClientError
@@ -60,6 +60,7 @@ class Tally:
     look_back_searches: int = 0
     found_back: int = 0
     logged_back: int = 0
+    announced: bool = False  # started for new mail the listener heard of
     look_back_notes: list = field(default_factory=list)  # what to check (a search refused...): notes
     history_done: list = field(default_factory=list)  # news, a history logged to its end: notes
 
@@ -123,7 +124,9 @@ class CatsMailSyncSync(models.AbstractModel):
         if not cr.fetchone()[0]:
             return None
         started_at, started = fields.Datetime.now(), time.monotonic()
-        tally = Tally(deadline=deadline)
+        # To the microsecond: new mail announced from now on waits for the next run.
+        heard_until = datetime.now(UTC).replace(tzinfo=None)
+        tally = Tally(deadline=deadline, announced=bool(user.mailbox_new_mail_at))
         try:
             try:
                 with self.env["cats_mail_sync.connector"]._user_imap(user) as client:
@@ -158,7 +161,18 @@ class CatsMailSyncSync(models.AbstractModel):
                 _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user.id, again)
             return tally
         finally:
+            self._heard(user, heard_until)
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, user.id))
+
+    @api.model
+    def _heard(self, user, until):
+        """The new mail the listener announced before this run began was looked for: the
+        announcement goes (one made since stays, for the next run)."""
+        self.env.cr.execute(
+            "UPDATE res_users SET mailbox_new_mail_at = NULL WHERE id = %s AND mailbox_new_mail_at <= %s",
+            [user.id, until],
+        )
+        user.invalidate_recordset(["mailbox_new_mail_at"])
 
     @api.model
     def _checked(self, user, tally):
@@ -539,6 +553,7 @@ class CatsMailSyncSync(models.AbstractModel):
                 **{name: in_english(kept) or False for name, kept in notes.items()},
                 "notes": notes,
                 "unexpected": tally.unexpected,
+                "announced": tally.announced,
                 "skipped_ids": [fields.Command.create(values) for values in tally.skipped],
                 "logged_message_ids": [fields.Command.set(tally.message_ids)],
             }

@@ -1,6 +1,6 @@
 """``odoo cats_mail_sync_listen``: log new mail within seconds (IMAP IDLE), beside Odoo's server.
 
-    python3 -m odoo cats_mail_sync_listen -c odoo.conf -d DB
+    python3 -m odoo --addons-path=ADDONS cats_mail_sync_listen -c odoo.conf -d DB
 
 Holds one connection per active mailbox (two where the server has no NOTIFY) and announces new
 mail as it arrives: Odoo's scheduled action then logs it (see ``listener_service.py``). Run it as

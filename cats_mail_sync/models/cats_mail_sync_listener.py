@@ -14,7 +14,6 @@ from odoo import api, fields, models
 from ..mailbox_client import connection
 from ..mailbox_client.listener import Watch
 
-MAILBOX_GROUPS = "base.group_system"
 # A listener that has not said it is alive for this long is gone (it says so every few seconds).
 ALIVE_SECONDS = 60
 LISTENING_STATES = [
@@ -143,49 +142,3 @@ class CatsMailSyncListening(models.Model):
     until = fields.Datetime("Next try", readonly=True)
     error = fields.Char("Problem", readonly=True)
     connections = fields.Integer(readonly=True)
-
-
-class ResUsers(models.Model):
-    _inherit = "res.users"
-
-    mailbox_new_mail_at = fields.Datetime(
-        "New mail announced",
-        groups=MAILBOX_GROUPS,
-        readonly=True,
-        copy=False,
-        help="When the listener last said new mail reached this mailbox, not synchronized since.",
-    )
-    mailbox_listening = fields.Selection(
-        [
-            ("listening", "Yes"),
-            ("connecting", "Connecting"),
-            ("waiting", "Not now: retrying later"),
-            ("unsupported", "No: your mail server does not offer it"),
-            ("off", "No: every 10 minutes"),
-        ],
-        "New mail within seconds",
-        compute="_compute_mailbox_listening",
-        groups=MAILBOX_GROUPS,
-        help="Whether the listener (IMAP IDLE) holds a connection to this mailbox, so that new mail "
-        "is logged within seconds; otherwise it is logged at the next scheduled run (10 minutes).",
-    )
-    mailbox_listening_since = fields.Datetime(
-        "Listening since", compute="_compute_mailbox_listening", groups=MAILBOX_GROUPS
-    )
-
-    @property
-    def SELF_READABLE_FIELDS(self):
-        return [*super().SELF_READABLE_FIELDS, "mailbox_listening", "mailbox_listening_since"]
-
-    def _compute_mailbox_listening(self):
-        listener = self.env["cats_mail_sync.listener"]
-        alive = listener._enabled() and listener._alive()
-        rows = {}
-        if alive:
-            found = self.env["cats_mail_sync.listening"].sudo().search([("user_id", "in", self.ids)])
-            rows = {row.user_id.id: row for row in found}
-        for user in self:
-            row = rows.get(user.id)
-            active = user.mailbox_state == "active"
-            user.mailbox_listening = row.state if row and active else "off"
-            user.mailbox_listening_since = row.since if row and active and row.state == "listening" else False

@@ -41,10 +41,11 @@ class ResConfigSettings(models.TransientModel):
         return {**super().get_values(), "cats_mail_sync_listen": listen}
 
     def set_values(self):
-        super().set_values()
+        result = super().set_values()
         # Kept as a word: on unless an administrator said off (Odoo deletes a parameter set False).
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("cats_mail_sync.listen", str(bool(self.cats_mail_sync_listen)))
+        return result
 
     def _compute_cats_mail_sync_listener(self):
         listener = self.env["cats_mail_sync.listener"]._alive()

@@ -55,6 +55,8 @@ MAILBOX_READABLE_FIELDS = MAILBOX_FIELDS | {
     "mailbox_oauth_provider",
     "mailbox_signed_in_as",
     "mailbox_signs_in",
+    "mailbox_listening",
+    "mailbox_listening_since",
 }
 # Earlier mail logged at activation too, with candidates and contacts: days back.
 HISTORY = [
@@ -154,6 +156,32 @@ class ResUsers(models.Model):
         "Retrying since", groups=MAILBOX_GROUPS, readonly=True, copy=False
     )
     mailbox_retry_at = fields.Datetime("Next try", groups=MAILBOX_GROUPS, readonly=True, copy=False)
+    # New mail within seconds (see cats_mail_sync_listener.py).
+    mailbox_new_mail_at = fields.Datetime(
+        "New mail announced",
+        groups=MAILBOX_GROUPS,
+        readonly=True,
+        copy=False,
+        help="When the listener last said new mail reached this mailbox, not synchronized since.",
+    )
+    mailbox_listening = fields.Selection(
+        [
+            ("listening", "Yes"),
+            ("connecting", "Connecting"),
+            ("waiting", "Not now: retrying later"),
+            ("unsupported", "No: your mail server does not offer it"),
+            ("off", "No: every 10 minutes"),
+        ],
+        "New mail within seconds",
+        compute="_compute_mailbox_listening",
+        groups=MAILBOX_GROUPS,
+        help="Whether the listener (IMAP IDLE) holds a connection to this mailbox, so that new mail "
+        "is logged within seconds; otherwise it is logged at the next scheduled run (10 minutes).",
+    )
+    mailbox_listening_since = fields.Datetime(
+        "Listening since", compute="_compute_mailbox_listening", groups=MAILBOX_GROUPS
+    )
+
     mailbox_logged_count = fields.Integer(
         "Mails logged",
         groups=MAILBOX_GROUPS,
@@ -302,6 +330,19 @@ class ResUsers(models.Model):
                 )
             else:
                 user.mailbox_history_state = self.env._("Being logged back to %(since)s.", since=since)
+
+    def _compute_mailbox_listening(self):
+        listener = self.env["cats_mail_sync.listener"]
+        alive = listener._enabled() and listener._alive()
+        rows = {}
+        if alive:
+            found = self.env["cats_mail_sync.listening"].sudo().search([("user_id", "in", self.ids)])
+            rows = {row.user_id.id: row for row in found}
+        for user in self:
+            row = rows.get(user.id)
+            active = user.mailbox_state == "active"
+            user.mailbox_listening = row.state if row and active else "off"
+            user.mailbox_listening_since = row.since if row and active and row.state == "listening" else False
 
     def _compute_mailbox_logged_count(self):
         counts = dict(

@@ -136,9 +136,14 @@ def set_state(users, state):
 
 
 def candidates(env, count):
-    return env["hr.candidate"].create(
-        [{"partner_name": f"Candidate {i}", "email_from": candidate_address(i)} for i in range(count)]
-    )
+    """``count`` people a recruiter mails (candidates on Odoo 18, talents on 19)."""
+    from odoo.addons.cats_mail_sync import series  # found once Odoo is configured
+
+    people = [
+        series.new_person(env, {"partner_name": f"Candidate {i}", "email_from": candidate_address(i)})
+        for i in range(count)
+    ]
+    return env[series.PERSON].browse([person.id for person in people])
 
 
 def analyze(cr):

@@ -1,4 +1,5 @@
-"""The benchmark: builds its data, measures, prints a table, writes results.md and results.png.
+"""The benchmark: builds its data, measures, prints a table, writes results.md (the rows of the
+Odoo series it ran on) and results-odooNN.png.
 
 Run by bench/run on a scratch database (the sync commits as it goes):
 ``main.py CONFIG DATABASE [options]`` (``--help``). One Dovecot serves every mailbox;
@@ -15,6 +16,9 @@ import time
 from pathlib import Path
 
 import odoo
+import odoo.modules.registry
+import odoo.release
+import odoo.tools
 
 HERE = Path(__file__).resolve().parent
 # The test servers (harness) ship with the addon's tests.
@@ -66,7 +70,7 @@ def arguments(argv):
     parser.add_argument("--contacts", default="1000,100000,1000000", help="contact bases of the match")
     parser.add_argument("--memory-mails", type=int, default=50, help="mails of 25 MB for peak memory")
     parser.add_argument("--repeat", type=int, default=5, help="idle runs per figure (median)")
-    parser.add_argument("--out", default=str(HERE), help="where results.md and results.png go")
+    parser.add_argument("--out", default=str(HERE), help="where results.md and results-odooNN.png go")
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in QUICK.items():
@@ -363,18 +367,24 @@ def main(argv):
         bench.peak_memory(args.config, args.database)
 
     out = Path(args.out)
-    (out / "results.md").write_text(report.markdown(bench.rows))
+    series = str(odoo.release.version_info[0])
+    for row in bench.rows:
+        row.odoo = series
+    table = out / "results.md"
+    table.write_text(report.markdown(bench.rows, table.read_text() if table.exists() else ""))
+    plot = out / f"results-odoo{series}.png"
     report.plot(
-        out / "results.png",
+        plot,
         bench.cycle,
         bench.idle_costs,
         bench.match_costs,
-        f"cats_mail_sync: {args.mailboxes} Dovecot mailboxes, {args.round_trip * 1000:.0f} ms round trip",
+        f"cats_mail_sync on Odoo {series}: {args.mailboxes} Dovecot mailboxes, "
+        f"{args.round_trip * 1000:.0f} ms round trip",
     )
     print()
     print(report.text(bench.rows))
     print(
-        f"\nWritten: {out / 'results.md'}, {out / 'results.png'}; {time.monotonic() - started:.0f} s in all"
+        f"\nWritten: {table} (the rows of Odoo {series}), {plot}; {time.monotonic() - started:.0f} s in all"
     )
 
 

@@ -20,6 +20,7 @@ from markupsafe import Markup
 from odoo import fields
 from odoo.sql_db import Cursor
 
+from odoo.addons.cats_mail_sync import series
 from odoo.addons.cats_mail_sync.mailbox_client.header_fetch import HEADER_FIELDS
 from odoo.addons.cats_mail_sync.mailbox_client.reader import batches
 from odoo.addons.cats_mail_sync.models import cats_mail_sync_cycle as cycle
@@ -237,7 +238,7 @@ def process_loop(env, raws, targets):
     def process():
         threads = env["mail.thread"]
         for raw, candidate in zip(raws, targets, strict=True):
-            threads.message_process("hr.candidate", raw, thread_id=candidate.id)
+            threads.message_process(series.PERSON, raw, thread_id=candidate.id)
         env.flush_all()
 
     _settled(env)

@@ -18,20 +18,34 @@ class Row:
     ratio: float | None = None
     goal: str = ""
     met: bool | None = None
+    odoo: str = ""  # the Odoo series it ran on: "18", "19"
 
     def cells(self):
         ratio = "" if self.ratio is None else f"{self.ratio:.2f}x"
         met = "" if self.met is None else ("yes" if self.met else "**no**")
-        return [self.measurement, self.figure, self.baseline, ratio, self.goal, met]
+        return [self.odoo, self.measurement, self.figure, self.baseline, ratio, self.goal, met]
 
 
-HEADER = ["measurement", "figure", "baseline", "ratio", "goal", "met?"]
+HEADER = ["Odoo", "measurement", "figure", "baseline", "ratio", "goal", "met?"]
 
 
-def markdown(rows):
+def markdown(rows, kept=""):
+    """The table of ``rows``, after the rows of ``kept`` (an earlier table) that ran on another
+    Odoo series: one table for every series, each row saying which it ran on."""
+    series = {row.odoo for row in rows}
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += [line for line in _body(kept) if line.split("|")[1].strip() not in series]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _body(table):
+    """The rows of a Markdown table written by ``markdown`` (those of an older one, without the
+    Odoo column, ran on 18)."""
+    lines = [line for line in table.splitlines() if line.startswith("|")][2:]
+    if table.startswith("| measurement"):
+        return ["| 18 " + line for line in lines]
+    return lines
 
 
 def text(rows):

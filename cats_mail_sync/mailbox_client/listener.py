@@ -167,6 +167,18 @@ class _Opened:
 class _Mailbox:
     """The loop's state of one watched mailbox (touched by the loop thread only)."""
 
+    __slots__ = (
+        "again",
+        "connections",
+        "failures",
+        "notify",
+        "quiet_until",
+        "removed",
+        "seen",
+        "unsupported",
+        "watch",
+    )
+
     def __init__(self, watch):
         self.watch = watch
         self.connections = {}  # INBOX / SENT -> _Connection
@@ -181,6 +193,25 @@ class _Mailbox:
 
 class _Connection:
     """One connection of a mailbox: on its Inbox (with Sent by NOTIFY) or on its Sent folder."""
+
+    __slots__ = (
+        "count",
+        "error",
+        "generation",
+        "idle_tag",
+        "inbuf",
+        "listening_at",
+        "mailbox",
+        "outbuf",
+        "phase",
+        "role",
+        "since",
+        "sock",
+        "state",
+        "tags",
+        "until",
+        "watched",
+    )
 
     def __init__(self, mailbox, role):
         self.mailbox = mailbox
@@ -670,7 +701,7 @@ class Listener:
 
     def _read(self, conn):
         """Read all that is there, the TLS layer's own buffer included (it does not make the
-        socket readable again), then act on each complete answer."""
+        socket readable again), acting on each complete answer as it comes."""
         while conn.sock is not None:
             try:
                 data = conn.sock.recv(65536)
@@ -685,14 +716,20 @@ class Listener:
                 self._lose(conn, None)
                 return
             conn.inbuf += data
-            if len(conn.inbuf) > MAX_RESPONSE:
-                self._lose(conn, None)
-                return
+            self._answers(conn)
+        if conn.sock is not None and conn.inbuf:
+            self._answers(conn)
+
+    def _answers(self, conn):
+        buffer, position = conn.inbuf, 0
         while conn.sock is not None:
-            response, conn.inbuf = _split_response(conn.inbuf)
+            response, position = _split_response(buffer, position)
             if response is None:
-                return
+                break
             self._answer(conn, response)
+        conn.inbuf = buffer[position:]
+        if len(conn.inbuf) > MAX_RESPONSE:
+            self._lose(conn, None)
 
     def _answer(self, conn, parts):
         head = parts[0]
@@ -908,8 +945,16 @@ def _open(watch, role, want_notify, timeout):
 
 
 def _credential(watch):
-    """``{"password": ...}`` or ``{"access_token": ...}`` from the watch, checked."""
-    credential = watch.credential()
+    """``{"password": ...}`` or ``{"access_token": ...}`` from the watch, checked. A failure of
+    the caller's callable is logged by its kind only: its text might hold what it was reading."""
+    try:
+        credential = watch.credential()
+    except errors.MailboxError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - logged below, by kind only
+        kind = type(exc).__name__
+        _logger.warning("Mail listener: the credential of mailbox %r could not be read (%s)", watch.key, kind)
+        raise errors.UnexpectedError(kind=kind) from None
     if not isinstance(credential, dict) or set(credential) not in ({"password"}, {"access_token"}):
         raise errors.InvalidSettings(reason="no password or access token")
     return credential
@@ -1024,24 +1069,24 @@ def _close(sock):
 # ----------------------------------------------------------------------
 
 
-def _split_response(buffer):
-    """The first complete response in ``buffer`` and the rest: ``([text, literal, text, ...],
-    rest)``, or ``(None, buffer)`` while it is incomplete. A line may end in a literal
-    (``{n}``, then n bytes): a folder's name in a STATUS may be sent that way."""
+def _split_response(buffer, start=0):
+    """The first complete response in ``buffer`` from ``start``, and where the next begins:
+    ``([text, literal, text, ...], position)``, or ``(None, start)`` while it is incomplete. A
+    line may end in a literal (``{n}``, then n bytes): a folder's name in a STATUS may come so."""
     parts = []
-    position = 0
+    position = start
     while True:
         end = buffer.find(b"\n", position)
         if end < 0:
-            return None, buffer
+            return None, start
         line = buffer[position:end].rstrip(b"\r")
         literal = _LITERAL_AT_END.search(line)
         if literal is None:
             parts.append(line)
-            return parts, buffer[end + 1 :]
+            return parts, end + 1
         size = int(literal.group(1))
         if end + 1 + size > len(buffer):
-            return None, buffer
+            return None, start
         parts.append(line)
         parts.append(buffer[end + 1 : end + 1 + size])
         position = end + 1 + size

@@ -309,7 +309,13 @@ def hold(args):
             latencies, missed = burst(server, recorder, chosen)
             print(f"burst into {len(chosen)} Inboxes, loopback: {describe(latencies, missed)}")
         finally:
+            stopping = time.monotonic()
             running.stop()
+            stopped = time.monotonic() - stopping
+        time.sleep(2.0)
+        log = (server.root / "dovecot.log").read_text().splitlines()
+        goodbyes = sum(1 for line in log if "imap(user" in line and "Disconnected: Logged out" in line)
+        print(f"stop: {stopped:.1f} s; Dovecot logged {goodbyes} LOGOUTs (the appender's included)")
         if args.round_trip:
             behind_latency(args, server)
 
@@ -331,6 +337,7 @@ def behind_latency(args, server):
             print(f"burst into {len(chosen)} Inboxes, {where}: {describe(latencies, missed)}")
         finally:
             running.stop()
+            time.sleep(2 * args.round_trip + 1.0)  # the last goodbyes through the proxy
 
 
 def compare(args):

@@ -161,7 +161,8 @@ class CatsMailSyncSync(models.AbstractModel):
                 _logger.warning("Mailbox of user %s: the run could not be recorded (%s)", user.id, again)
             return tally
         finally:
-            self._heard(user, heard_until)
+            if tally.announced:  # else nothing announced before it began (one statement less)
+                self._heard(user, heard_until)
             cr.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, user.id))
 
     @api.model

@@ -333,6 +333,9 @@ def admin_screens(browser, base, out, lang, candidate_id):
     browser.evaluate("document.querySelector('#cats_mail_sync_sign_in')?.scrollIntoView({block: 'center'})")
     time.sleep(0.5)
     browser.shot(out / f"settings-admin-{lang}.png")
+    browser.evaluate("document.querySelector('#cats_mail_sync_listen')?.scrollIntoView({block: 'center'})")
+    time.sleep(0.5)
+    browser.shot(out / f"settings-listener-admin-{lang}.png")
 
 
 def recruiter_screens(browser, base, out, lang, dovecot, candidate_id):
@@ -481,6 +484,18 @@ def reset_rita(registry):
         rita._mailbox_settings_changed()
 
 
+def wait_for_listener(registry, timeout=60):
+    """Until the listener holds the active mailboxes (the profiles then say so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with registry.cursor() as cr:
+            cr.execute("SELECT count(*) FROM cats_mail_sync_listening WHERE state = 'listening'")
+            if cr.fetchone()[0]:
+                return
+        time.sleep(0.5)
+    sys.exit(f"The listener did not listen within {timeout} s (see listener.log)")
+
+
 def main(config, database, workdir, outdir):
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -488,7 +503,7 @@ def main(config, database, workdir, outdir):
     demo_mailbox.main(config, database, workdir / "demo")  # also reads the configuration
     registry = odoo.modules.registry.Registry(database)
     rita_dovecot = Dovecot({RITA: RITA_PASSWORD}).start()
-    server = browser = None
+    server = listener = browser = None
     try:
         candidate_id = set_up(registry, workdir, rita_dovecot)
         port = free_port()
@@ -509,6 +524,25 @@ def main(config, database, workdir, outdir):
                 stderr=log,
                 cwd=workdir,
             )
+        # The listener, as an administrator runs it beside Odoo: the profiles say mail comes within seconds.
+        with open(workdir / "listener.log", "w") as log:
+            listener = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "odoo",
+                    f"--addons-path={odoo.tools.config['addons_path']}",
+                    "cats_mail_sync_listen",
+                    "-c",
+                    config,
+                    "-d",
+                    database,
+                    "--log-level=warn",
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=workdir,
+            )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -519,6 +553,7 @@ def main(config, database, workdir, outdir):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+        wait_for_listener(registry)
         browser = Browser(workdir)
         for lang in LANGUAGES:
             print(f"Screens in {lang}:")
@@ -535,9 +570,10 @@ def main(config, database, workdir, outdir):
     finally:
         if browser:
             browser.close()
-        if server:
-            server.terminate()
-            server.wait(30)
+        for process in (server, listener):
+            if process:
+                process.terminate()
+                process.wait(30)
         rita_dovecot.stop()
         conf = workdir / "demo" / "dovecot.conf.path"
         if conf.exists():

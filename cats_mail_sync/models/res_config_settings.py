@@ -47,6 +47,7 @@ class ResConfigSettings(models.TransientModel):
         params.set_param("cats_mail_sync.listen", str(bool(self.cats_mail_sync_listen)))
         return result
 
+    @api.depends("cats_mail_sync_listen")  # computed as the form opens (a new record)
     def _compute_cats_mail_sync_listener(self):
         listener = self.env["cats_mail_sync.listener"]._alive()
         for settings in self:

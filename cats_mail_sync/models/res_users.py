@@ -341,8 +341,11 @@ class ResUsers(models.Model):
         for user in self:
             row = rows.get(user.id)
             active = user.mailbox_state == "active"
-            user.mailbox_listening = row.state if row and active else "off"
-            user.mailbox_listening_since = row.since if row and active and row.state == "listening" else False
+            # An active mailbox the running listener has not taken yet (just activated): it will,
+            # within seconds.
+            state = (row.state if row else "connecting") if alive and active else "off"
+            user.mailbox_listening = state
+            user.mailbox_listening_since = row.since if row and state == "listening" else False
 
     def _compute_mailbox_logged_count(self):
         counts = dict(

@@ -130,6 +130,19 @@ class TestScreens(TransactionCase):
         self.assertIn("action_mailbox_confirm_again", arch)
         self.assertEqual(self.recruiter.mailbox_state, "not_configured")
 
+    def test_settings_say_whether_the_listener_runs_as_they_open(self):
+        def shown():
+            spec = {"cats_mail_sync_listen": {}, "cats_mail_sync_listener": {}}
+            return self.env["res.config.settings"].onchange({}, [], spec)["value"]["cats_mail_sync_listener"]
+
+        self.env["cats_mail_sync.listener"].search([]).unlink()
+        self.assertEqual(shown(), "Not running: start odoo cats_mail_sync_listen (see the README)")
+        now = fields.Datetime.now()
+        self.env["cats_mail_sync.listener"].create(
+            {"name": "odoo1:4242", "started_at": now, "seen_at": now, "holding": True, "connections": 12}
+        )
+        self.assertEqual(shown(), "Running (odoo1:4242): 12 connections held")
+
     def test_settings_show_what_to_register_without_custom_email_servers(self):
         arch = etree.fromstring(self.env["res.config.settings"].get_view()["arch"])
         [block] = arch.xpath("//setting[@id='cats_mail_sync_sign_in']")

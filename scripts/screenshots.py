@@ -484,6 +484,12 @@ def reset_rita(registry):
         rita._mailbox_settings_changed()
 
 
+def addons_path():
+    """Odoo's addons path, as its command line takes it (a list on Odoo 19, a string on 18)."""
+    path = odoo.tools.config["addons_path"]
+    return path if isinstance(path, str) else ",".join(path)
+
+
 def wait_for_listener(registry, timeout=60):
     """Until the listener holds the active mailboxes (the profiles then say so)."""
     deadline = time.monotonic() + timeout
@@ -531,7 +537,7 @@ def main(config, database, workdir, outdir):
                     sys.executable,
                     "-m",
                     "odoo",
-                    f"--addons-path={odoo.tools.config['addons_path']}",
+                    f"--addons-path={addons_path()}",
                     "cats_mail_sync_listen",
                     "-c",
                     config,

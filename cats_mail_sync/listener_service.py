@@ -14,6 +14,7 @@ for it, and that it is alive. When a mailbox hears of new mail, it is announced 
 turns it off in Settings has every connection closed within seconds.
 """
 
+import itertools
 import logging
 import os
 import socket
@@ -34,6 +35,7 @@ LOCK_KEY = 1
 RECONCILE_SECONDS = 2.0
 # How often a waiting listener tries to take over.
 STANDBY_SECONDS = 5.0
+_NUMBERS = itertools.count(1)
 
 
 class ListenerService:
@@ -43,7 +45,9 @@ class ListenerService:
         self.database = database
         self.listener_options = listener_options or {}
         self.reconcile_seconds = reconcile_seconds
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        # Host and process; a second listener of the same process (tests) numbered.
+        number = next(_NUMBERS)
+        self.name = f"{socket.gethostname()}:{os.getpid()}" + (f":{number}" if number > 1 else "")
         self.registry = None
         self._heard = set()
         self._heard_lock = threading.Lock()

@@ -53,7 +53,7 @@ class ResConfigSettings(models.TransientModel):
         for settings in self:
             settings.cats_mail_sync_listener = (
                 self.env._(
-                    "Running (%(name)s): %(count)s connections held",
+                    "Running on %(name)s. Connections held: %(count)s.",
                     name=listener.name,
                     count=listener.connections,
                 )

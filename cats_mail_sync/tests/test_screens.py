@@ -141,7 +141,7 @@ class TestScreens(TransactionCase):
         self.env["cats_mail_sync.listener"].create(
             {"name": "odoo1:4242", "started_at": now, "seen_at": now, "holding": True, "connections": 12}
         )
-        self.assertEqual(shown(), "Running (odoo1:4242): 12 connections held")
+        self.assertEqual(shown(), "Running on odoo1:4242. Connections held: 12.")
 
     def test_settings_show_what_to_register_without_custom_email_servers(self):
         arch = etree.fromstring(self.env["res.config.settings"].get_view()["arch"])

@@ -1,4 +1,5 @@
 import { registry } from "@web/core/registry";
+import { recipientShown } from "@cats_mail_sync/../tests/tours/cats_mail_sync_steps";
 
 // A recruiter without admin rights connects their mailbox from My Profile:
 // Configure -> Other -> detection -> settings -> Test connection -> Save -> Activate, each
@@ -64,6 +65,6 @@ registry.category("web_tour.tours").add("cats_mail_sync_logged_mail_tour", {
             run: "click",
         },
         // The candidate's chatter names whom the mail went to.
-        { trigger: ".o-mail-Message .o-cats-mailbox-recipients:contains(To: tess@recruit.example.test)" },
+        ...recipientShown("tess@recruit.example.test"),
     ],
 });

@@ -207,18 +207,18 @@ class CatsMailSyncCycle(models.AbstractModel):
             # when the cycle's time ran out, or started by hand. It finishes the cycle that began
             # one interval before the next call, rather than start the mailboxes over and over.
             began = cron.nextcall - relativedelta(**{cron.interval_type: cron.interval_number})
+            # A next call moved further off than one interval (by hand) leaves no cycle to finish.
+            unfinished = [("mailbox_last_sync_at", "<=", began)] if began <= now else []
             # A mailbox with a look-back to do (a candidate just made, say) is taken again, and
             # one the listener heard new mail in (see cats_mail_sync_listener.py).
             waiting = self.env["cats_mail_sync.look_back"]._users_waiting()
-            domain += [
-                "|",
-                "|",
-                "|",
+            due = [
                 ("mailbox_last_sync_at", "=", False),
-                ("mailbox_last_sync_at", "<=", began),
+                *unfinished,
                 ("id", "in", waiting),
                 ("mailbox_new_mail_at", "!=", False),
             ]
+            domain += ["|"] * (len(due) - 1) + due
         return self.env["res.users"].sudo().search(domain, order="mailbox_last_sync_at asc nulls first, id")
 
     @api.model

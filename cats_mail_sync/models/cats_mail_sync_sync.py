@@ -3,7 +3,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg2
 from imapclient.exceptions import IMAPClientError
@@ -120,12 +120,15 @@ class CatsMailSyncSync(models.AbstractModel):
         """As :meth:`_sync`, but what the run did (a :class:`Tally`), or None."""
         user = user.sudo()
         cr = self.env.cr
-        cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, user.id))
-        if not cr.fetchone()[0]:
+        # The database's clock, as the listener's announcements have it (to the microsecond): new
+        # mail announced from now on waits for the next run.
+        cr.execute(
+            "SELECT pg_try_advisory_lock(%s, %s), clock_timestamp() AT TIME ZONE 'UTC'", (LOCK_SPACE, user.id)
+        )
+        locked, heard_until = cr.fetchone()
+        if not locked:
             return None
         started_at, started = fields.Datetime.now(), time.monotonic()
-        # To the microsecond: new mail announced from now on waits for the next run.
-        heard_until = datetime.now(UTC).replace(tzinfo=None)
         tally = Tally(deadline=deadline, announced=bool(user.mailbox_new_mail_at))
         try:
             try:

@@ -3,7 +3,7 @@ with real commits, as ``odoo cats_mail_sync_listen`` runs it beside Odoo."""
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import tagged
@@ -117,12 +117,16 @@ class TestListening(CommittedMailboxCase):
         self.assertFalse(sync._due_mailboxes())
         self.env_real["cats_mail_sync.listener"]._announce([self.anna.id])
         self.assertEqual(sync._due_mailboxes(), self.anna)
+        # A next call moved a day off (by hand): still only the mailbox with new mail.
+        cron.nextcall = fields.Datetime.now() + timedelta(days=1)
+        self.assertEqual(sync._due_mailboxes(), self.anna)
 
     def test_an_announcement_made_during_a_run_waits_for_the_next(self):
         sync = self.env_real["cats_mail_sync.sync"]
         listener = self.env_real["cats_mail_sync.listener"]
         listener._announce([self.anna.id])
-        started = datetime.now(UTC).replace(tzinfo=None)
+        self.cr_real.execute("SELECT clock_timestamp() AT TIME ZONE 'UTC'")
+        started = self.cr_real.fetchone()[0]
         sync._heard(self.anna, started)
         self.assertFalse(self.anna.mailbox_new_mail_at)
         listener._announce([self.anna.id])  # new mail while the run read the mailbox

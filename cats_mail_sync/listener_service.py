@@ -41,14 +41,19 @@ _NUMBERS = itertools.count(1)
 class ListenerService:
     """The listener of ``database``: :meth:`run` until ``stop`` is set."""
 
-    def __init__(self, database, *, listener_options=None, reconcile_seconds=RECONCILE_SECONDS):
+    def __init__(
+        self, database, *, registry=None, listener_options=None, reconcile_seconds=RECONCILE_SECONDS
+    ):
         self.database = database
         self.listener_options = listener_options or {}
         self.reconcile_seconds = reconcile_seconds
         # Host and process; a second listener of the same process (tests) numbered.
         number = next(_NUMBERS)
         self.name = f"{socket.gethostname()}:{os.getpid()}" + (f":{number}" if number > 1 else "")
-        self.registry = None
+        # The database's registry when the caller has it (a test running while Odoo still loads it,
+        # and holds the lock that Registry() would wait for); else loaded in run().
+        self.registry = registry
+        self.own_registry = registry is None  # kept current here (a module upgraded meanwhile)
         self._heard = set()
         self._heard_lock = threading.Lock()
         self._woken = threading.Event()
@@ -56,7 +61,7 @@ class ListenerService:
 
     def run(self, stop):
         """Wait for the lock, then listen, until ``stop`` (a :class:`threading.Event`) is set."""
-        self.registry = Registry(self.database)
+        self.registry = self.registry or Registry(self.database)
         lock = self.registry.cursor()
         try:
             while not stop.is_set():
@@ -91,7 +96,8 @@ class ListenerService:
                 if time.monotonic() - last < self.reconcile_seconds:
                     continue
                 last = time.monotonic()
-                self.registry = self.registry.check_signaling()
+                if self.own_registry:
+                    self.registry = self.registry.check_signaling()
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
                     model = env["cats_mail_sync.listener"]

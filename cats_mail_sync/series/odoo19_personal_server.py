@@ -7,10 +7,8 @@ mail servers). The server the addon keeps in step with a mailbox (see models/ir_
 is that personal server: Odoo then uses it for its owner's mail only, never as a domain match or
 fallback for anyone else's, refuses it when another user forces it, and throttles it as personal
 servers are. One per user: a personal server set up in Preferences gives way to the mailbox's,
-and while the mailbox sends the recruiter's mail, Preferences show that one only.
+and choosing another there is refused while the mailbox sends the recruiter's mail.
 """
-
-from lxml import etree
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -49,15 +47,3 @@ class ResUsers(models.Model):  # pylint: disable=consider-merging-classes-inheri
                 )
             )
         return super().action_setup_outgoing_mail_server(server_type)
-
-    @api.model
-    def _get_view(self, view_id=None, view_type="form", **options):
-        arch, view = super()._get_view(view_id, view_type, **options)
-        # Odoo's choice of outgoing server, hidden while the mailbox sends the user's mail.
-        for choice in arch.xpath("//field[@name='outgoing_mail_server_type']"):
-            label = choice.getprevious()
-            shown = [choice, label] if label is not None and label.tag == "span" else [choice]
-            for node in shown:
-                node.set("invisible", f"({node.get('invisible') or 'False'}) or mailbox_sends_mail")
-            choice.addprevious(etree.Element("field", name="mailbox_sends_mail", invisible="1"))
-        return arch, view

@@ -23,5 +23,4 @@ from . import test_other_servers
 from . import test_database
 from . import test_upgrade_from_18
 from . import test_personal_server
-from . import test_listening
 from . import test_applicants

@@ -1,10 +1,12 @@
 """Shared set-up: a real Dovecot over TLS, recruiters, candidates and contacts."""
 
+import importlib.util
 import threading
 import uuid
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
@@ -295,3 +297,14 @@ def chatter_recipients(data, env):
         if data.get(field)
     ]
     return odoo_lines + [(line["label"], line["value"]) for line in data.get("cats_mailbox_recipients", [])]
+
+
+def load_migration(version):
+    """The post-migration script of ``version`` (a folder of migrations/), loaded as Odoo loads it
+    (its name is no module name)."""
+    path = Path(__file__).resolve().parent.parent / "migrations" / version / "post-migrate.py"
+    name = f"cats_mail_sync_migration_{version.replace('.', '_')}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,24 +1,15 @@
 """Upgrading to 18.0.1.4.0 moves the recipients of mail logged before out of its text."""
 
-import importlib.util
 import logging
-from pathlib import Path
 
 from markupsafe import Markup
 
 from odoo.tests import TransactionCase, new_test_user, tagged
 
-MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "1.4.0" / "post-migrate.py"
+from .common import load_migration
+
 TEXT = "<p>Please find my CV attached</p>"
 NOTE = "<p><i>This mail is larger than the limit: Left out: cv.pdf (30 MB).</i></p>"
-
-
-def load_migration():
-    """The migration script, loaded as Odoo loads it (its name is no module name)."""
-    spec = importlib.util.spec_from_file_location("cats_mail_sync_migration_18_0_1_4_0", MIGRATION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def old_body(recipients, text=TEXT):
@@ -32,7 +23,7 @@ class TestMigrationRecipients(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.migration = load_migration()
+        cls.migration = load_migration("1.4.0")
         cls.recruiter = new_test_user(cls.env, "rita", email="rita@recruit.example.test")
         cls.contact = cls.env["res.partner"].create({"name": "Chris", "email": "chris@client.example.com"})
 

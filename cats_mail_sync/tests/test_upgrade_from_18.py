@@ -5,24 +5,14 @@ to look as it does when this addon's migration runs, with the candidates' table 
 applicants' link to it that 18 had, and mail logged on candidates as 18 logged it.
 """
 
-import importlib.util
 import logging
-from pathlib import Path
 
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 from .. import series
+from .common import load_migration
 
-MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "19.0.1.6.0" / "post-migrate.py"
 CANDIDATE = "hr.candidate"
-
-
-def load_migration():
-    """The migration script, loaded as Odoo loads it (its name is no module name)."""
-    spec = importlib.util.spec_from_file_location("cats_mail_sync_migration_19_0_1_6_0", MIGRATION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # A database comes from 18 to 19, never the other way: on 18 there is nothing to upgrade.
@@ -33,7 +23,7 @@ if series.SERIES >= 19:
         @classmethod
         def setUpClass(cls):
             super().setUpClass()
-            cls.migration = load_migration()
+            cls.migration = load_migration("19.0.1.6.0")
             cls.recruiter = new_test_user(cls.env, "rita", email="rita@recruit.example.test")
             cls.job = cls.env["hr.job"].create({"name": "Welder"})
             sofia = {"partner_name": "Sofia", "email_from": "sofia@example.com"}
